@@ -1,0 +1,352 @@
+"""Convert a reference (LLaMA2-Accessory) SPHINX checkpoint into our model folder.
+
+The reference stores model-parallel shards ``consolidated.XX-of-YY.model.pth`` whose keys start
+with ``llma.``. Column-parallel weights are split on dim 0, row-parallel ones on dim 1, the
+token embedding on dim 1, and everything else is replicated. Its RoPE rotates interleaved
+pairs, so q/k rows are permuted into the half-split order Hugging Face LLaMA uses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from sphinx_train.checkpoint import (
+    CONFIG_FILE,
+    ENCODER_FILE,
+    LLM_FOLDER,
+    TOKENIZER_FOLDER,
+    write_folder_atomically,
+)
+from sphinx_train.config import SphinxConfig
+from sphinx_train.llm import LlamaShape, build_llm, llama_config, swiglu_hidden_size
+from sphinx_train.tokenizer import SENTENCEPIECE_FILE, SentencePieceTokenizer
+
+LLAMA_TYPE_TO_TILING = {
+    "llama_ens": "sphinx",
+    "llama_ens5": "sphinx-1k",
+    "llama_ens10": "sphinx-2k",
+}
+SHARD_NAME = re.compile(r"^consolidated\.(\d{2})-of-(\d{2})\.model\.pth$")
+PREFIX = "llma."
+VISION_PREFIXES = (
+    "qformer.",
+    "clip.",
+    "openclip_convnext_xxl.",
+    "dinov2_vitg14.",
+    "qformer_proj.",
+    "visual_proj.",
+)
+VISION_KEYS = ("start_img", "end_img")
+# Fields of the reference ModelArgs that may appear in config.json.
+REFERENCE_ARGS = {
+    "dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "multiple_of",
+    "ffn_dim_multiplier", "norm_eps", "rope_theta", "max_batch_size", "max_seq_len",
+    "rope_scaling", "load_pretrained_visual_encoder",
+}  # fmt: skip
+# Reference name -> (Hugging Face name, dim the shards are concatenated on; None = replicated).
+_LAYER_KEYS = {
+    "attention.wq.weight": ("self_attn.q_proj.weight", 0),
+    "attention.wk.weight": ("self_attn.k_proj.weight", 0),
+    "attention.wv.weight": ("self_attn.v_proj.weight", 0),
+    "attention.wo.weight": ("self_attn.o_proj.weight", 1),
+    "feed_forward.w1.weight": ("mlp.gate_proj.weight", 0),
+    "feed_forward.w2.weight": ("mlp.down_proj.weight", 1),
+    "feed_forward.w3.weight": ("mlp.up_proj.weight", 0),
+    "attention_norm.weight": ("input_layernorm.weight", None),
+    "ffn_norm.weight": ("post_attention_layernorm.weight", None),
+}
+_TOP_KEYS = {
+    "tok_embeddings.weight": ("model.embed_tokens.weight", 1),
+    "norm.weight": ("model.norm.weight", None),
+    "output.weight": ("lm_head.weight", 0),
+}
+_LAYER_KEY = re.compile(r"^layers\.(\d+)\.(.+)$")
+LLM_SHARD_BYTES = 2 * 1024**3
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+class ConversionError(ValueError):
+    """The source folder is not a checkpoint this converter understands."""
+
+
+def hf_name(reference_key: str) -> tuple[str, int | None]:
+    """Hugging Face name and split dim of an LLM key (without ``llma.``)."""
+    if reference_key in _TOP_KEYS:
+        return _TOP_KEYS[reference_key]
+    match = _LAYER_KEY.match(reference_key)
+    if match and match.group(2) in _LAYER_KEYS:
+        name, dim = _LAYER_KEYS[match.group(2)]
+        return f"model.layers.{match.group(1)}.{name}", dim
+    raise KeyError(reference_key)
+
+
+def permute_for_hf_rope(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Reorder each head's rows from interleaved (re, im) pairs to [all re | all im]."""
+    out_dim, in_dim = weight.shape
+    head_dim = out_dim // n_heads
+    return weight.view(n_heads, head_dim // 2, 2, in_dim).transpose(1, 2).reshape(out_dim, in_dim)
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise ConversionError(f"{path}: not found")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConversionError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise ConversionError(f"{path}: expected a JSON object")
+    return data
+
+
+def find_shards(source: Path) -> list[Path]:
+    """The ``consolidated.XX-of-YY.model.pth`` files, checked to be one complete set."""
+    found = {}
+    totals = set()
+    for path in source.iterdir():
+        match = SHARD_NAME.match(path.name)
+        if match:
+            found[int(match.group(1))] = path
+            totals.add(int(match.group(2)))
+    if not found:
+        raise ConversionError(f"{source}: no consolidated.XX-of-YY.model.pth shards")
+    if len(totals) != 1:
+        raise ConversionError(
+            f"{source}: shards from different model-parallel sizes {sorted(totals)}"
+        )
+    total = totals.pop()
+    if sorted(found) != list(range(total)):
+        missing = sorted(set(range(total)) - set(found))
+        raise ConversionError(f"{source}: shards {missing} of {total} are missing")
+    return [found[rank] for rank in range(total)]
+
+
+def _load_shard(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:
+        raise ConversionError(
+            f"{path}: cannot be read as a weights-only checkpoint ({err})"
+        ) from err
+    state = data.get("model", data) if isinstance(data, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConversionError(f"{path}: expected {{'model': state_dict}} of tensors")
+    unprefixed = [key for key in state if not key.startswith(PREFIX)]
+    if unprefixed:
+        raise ConversionError(f"{path}: keys without the '{PREFIX}' prefix: {unprefixed[:5]}")
+    return {key[len(PREFIX) :]: value for key, value in state.items()}
+
+
+def _is_vision(key: str) -> bool:
+    return key.startswith(VISION_PREFIXES) or key in VISION_KEYS
+
+
+def _replicated(key: str, pieces: list[torch.Tensor], shards: list[Path]) -> torch.Tensor:
+    for rank, piece in enumerate(pieces[1:], start=1):
+        if piece.shape != pieces[0].shape or not torch.equal(piece, pieces[0]):
+            raise ConversionError(
+                f"{shards[rank]}: replicated weight {PREFIX}{key} differs from shard 0"
+            )
+    return pieces[0]
+
+
+def reference_shape(args: dict, source: Path) -> LlamaShape:
+    """The LLaMA shape a reference ``config.json`` describes (the vocabulary comes from the weights)."""
+    unknown = sorted(set(args) - REFERENCE_ARGS)
+    if unknown:
+        raise ConversionError(
+            f"{source}: unknown keys {unknown}; expected some of {sorted(REFERENCE_ARGS)}"
+        )
+    if args.get("rope_scaling") is not None:
+        raise ConversionError(f"{source}: rope_scaling={args['rope_scaling']} is not supported")
+    for key in ("dim", "n_layers", "n_heads"):
+        if key not in args:
+            raise ConversionError(f"{source}: missing key {key!r}")
+    dim, n_heads = int(args["dim"]), int(args["n_heads"])
+    shape = LlamaShape(
+        hidden_size=dim,
+        intermediate_size=swiglu_hidden_size(
+            dim, int(args.get("multiple_of", 256)), args.get("ffn_dim_multiplier")
+        ),
+        num_hidden_layers=int(args["n_layers"]),
+        num_attention_heads=n_heads,
+        num_key_value_heads=int(args.get("n_kv_heads") or n_heads),
+        rms_norm_eps=float(args.get("norm_eps", 1e-5)),
+        rope_theta=float(args.get("rope_theta", 10000.0)),
+    )
+    return shape
+
+
+def _llm_tensors(
+    shard_states: list[dict[str, torch.Tensor]],
+    llm_keys: list[str],
+    shape: LlamaShape,
+    shards: list[Path],
+    dtype: torch.dtype | None,
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """Merge, permute and rename each LLM weight, one at a time (bounded memory)."""
+    for key in llm_keys:
+        name, dim = hf_name(key)
+        pieces = [state[key] for state in shard_states]
+        tensor = _replicated(key, pieces, shards) if dim is None else torch.cat(pieces, dim=dim)
+        if name.endswith("q_proj.weight"):
+            tensor = permute_for_hf_rope(tensor, shape.num_attention_heads)
+        elif name.endswith("k_proj.weight"):
+            tensor = permute_for_hf_rope(tensor, shape.num_key_value_heads)
+        yield name, (tensor if dtype is None else tensor.to(dtype)).contiguous()
+
+
+def _write_llm(
+    folder: Path, config, tensors: Iterator[tuple[str, torch.Tensor]], expected: dict
+) -> None:
+    """Write a Hugging Face folder in safetensors files of bounded size, checking every shape."""
+    from safetensors.torch import save_file
+
+    folder.mkdir()
+    weight_map: dict[str, str] = {}
+    pending: dict[str, torch.Tensor] = {}
+    pending_bytes = 0
+    files: list[str] = []
+
+    def flush() -> None:
+        nonlocal pending, pending_bytes
+        if pending:
+            name = f"model-{len(files) + 1:05d}.safetensors"
+            save_file(pending, str(folder / name), metadata={"format": "pt"})
+            files.append(name)
+            weight_map.update(dict.fromkeys(pending, name))
+            pending, pending_bytes = {}, 0
+
+    for name, tensor in tensors:
+        if name not in expected:
+            raise ConversionError(f"{name}: not a weight of the target LLaMA model")
+        if tuple(tensor.shape) != tuple(expected[name]):
+            raise ConversionError(
+                f"{name}: merged shape {tuple(tensor.shape)}, expected {tuple(expected[name])} "
+                "from config.json"
+            )
+        pending[name] = tensor
+        pending_bytes += tensor.numel() * tensor.element_size()
+        if pending_bytes >= LLM_SHARD_BYTES:
+            flush()
+    flush()
+    missing = sorted(set(expected) - set(weight_map))
+    if missing:
+        raise ConversionError(f"the checkpoint lacks LLM weights {missing[:10]}")
+    if len(files) == 1:
+        (folder / files[0]).rename(folder / "model.safetensors")
+    else:
+        index = {"metadata": {}, "weight_map": weight_map}
+        (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+    config.save_pretrained(folder)
+
+
+def convert_accessory(
+    source: str | Path,
+    output: str | Path,
+    *,
+    encoder: str = "sphinx",
+    tokenizer: str | Path | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> Path:
+    """Convert ``source`` (reference shards + config.json + meta.json + tokenizer.model).
+
+    ``encoder`` is the sphinx-encoders preset whose architecture the vision weights fill;
+    ``dtype`` converts all weights (default: keep the checkpoint's).
+    """
+    from safetensors.torch import save_model as save_module
+
+    from sphinx_train.presets import build_encoder
+
+    source = Path(source)
+    if not source.is_dir():
+        raise ConversionError(f"{source}: not a folder")
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ConversionError(f"dtype {dtype!r}: expected one of {sorted(DTYPES)}")
+        dtype = DTYPES[dtype]
+    llama_type = _read_json(source / "meta.json").get("llama_type")
+    if llama_type not in LLAMA_TYPE_TO_TILING:
+        raise ConversionError(
+            f"{source / 'meta.json'}: llama_type {llama_type!r} is not supported; "
+            f"expected one of {sorted(LLAMA_TYPE_TO_TILING)}"
+        )
+    args = _read_json(source / "config.json")
+    tokenizer_path = Path(tokenizer) if tokenizer else source / SENTENCEPIECE_FILE
+    if not tokenizer_path.is_file():
+        raise ConversionError(f"{tokenizer_path}: tokenizer not found")
+    shards = find_shards(source)
+    shard_states = [_load_shard(path) for path in tqdm(shards, desc="reading shards", unit="shard")]
+    keys = list(shard_states[0])
+    for path, state in zip(shards[1:], shard_states[1:], strict=True):
+        if set(state) != set(keys):
+            difference = sorted(set(state) ^ set(keys))
+            raise ConversionError(
+                f"{path}: holds other keys than {shards[0].name}: {difference[:5]}"
+            )
+    vision_keys = [key for key in keys if _is_vision(key)]
+    llm_keys = [key for key in keys if not _is_vision(key)]
+    for key in llm_keys:
+        try:
+            hf_name(key)
+        except KeyError:
+            raise ConversionError(f"{shards[0]}: unknown key {PREFIX}{key}") from None
+    if "tok_embeddings.weight" not in llm_keys:
+        raise ConversionError(f"{shards[0]}: no {PREFIX}tok_embeddings.weight")
+    embedding_shape = torch.Size(
+        [shard_states[0]["tok_embeddings.weight"].shape[0],
+         sum(state["tok_embeddings.weight"].shape[1] for state in shard_states)]
+    )  # fmt: skip
+    shape = reference_shape(args, source / "config.json")
+    vocab_size = embedding_shape[0]
+    if embedding_shape[1] != shape.hidden_size:
+        raise ConversionError(
+            f"{shards[0]}: token embedding is {embedding_shape[1]} wide but config.json says "
+            f"dim={shape.hidden_size}"
+        )
+    text_tokenizer = SentencePieceTokenizer(tokenizer_path)
+    if text_tokenizer.vocab_size != vocab_size:
+        raise ConversionError(
+            f"{tokenizer_path}: {text_tokenizer.vocab_size} tokens but the checkpoint embeds {vocab_size}"
+        )
+    hf_config = llama_config(
+        shape, vocab_size, bos_token_id=text_tokenizer.bos_id, eos_token_id=text_tokenizer.eos_id
+    )
+    stored_dtype = dtype or shard_states[0]["tok_embeddings.weight"].dtype
+    hf_config.dtype = stored_dtype
+    expected = {
+        name: tuple(t.shape) for name, t in build_llm(hf_config, device="meta").state_dict().items()
+    }
+
+    def fill(folder: Path) -> None:
+        tensors = _llm_tensors(shard_states, llm_keys, shape, shards, dtype)
+        _write_llm(
+            folder / LLM_FOLDER,
+            hf_config,
+            tqdm(tensors, total=len(llm_keys), desc="LLM", unit="tensor"),
+            expected,
+        )
+        vision = {
+            key: _replicated(key, [s[key] for s in shard_states], shards) for key in vision_keys
+        }
+        visual_encoder = build_encoder(encoder, shape.hidden_size, dtype=stored_dtype)
+        visual_encoder.load_reference_state_dict(vision, strict=True)
+        save_module(visual_encoder, str(folder / ENCODER_FILE))
+        (folder / TOKENIZER_FOLDER).mkdir()
+        shutil.copyfile(tokenizer_path, folder / TOKENIZER_FOLDER / SENTENCEPIECE_FILE)
+        config = SphinxConfig(
+            tiling=LLAMA_TYPE_TO_TILING[llama_type],
+            template="sphinx",
+            encoder=encoder,
+            encoder_config=visual_encoder.config.to_dict(),
+        )
+        (folder / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
+
+    return write_folder_atomically(output, fill)

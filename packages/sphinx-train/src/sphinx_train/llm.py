@@ -1,0 +1,89 @@
+"""Language-model shapes: the LLaMA-2 sizes SPHINX was trained on, and a tiny one for tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+
+@dataclass(frozen=True)
+class LlamaShape:
+    """The numbers that decide a LLaMA architecture (vocabulary size is set separately)."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int | None = None
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    max_position_embeddings: int = 4096
+
+
+LLM_SHAPES: dict[str, LlamaShape] = {
+    "llama2-7b": LlamaShape(4096, 11008, 32, 32),
+    "llama2-13b": LlamaShape(5120, 13824, 40, 40),
+    "llama-nano": LlamaShape(64, 176, 2, 4),
+}
+
+
+def swiglu_hidden_size(
+    dim: int, multiple_of: int = 256, ffn_dim_multiplier: float | None = None
+) -> int:
+    """Feed-forward width that Meta-style LLaMA code derives from the model width."""
+    hidden = int(2 * (4 * dim) / 3)
+    if ffn_dim_multiplier is not None:
+        hidden = int(ffn_dim_multiplier * hidden)
+    return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
+
+
+def llama_config(
+    shape: str | LlamaShape,
+    vocab_size: int = 32000,
+    *,
+    bos_token_id: int = 1,
+    eos_token_id: int = 2,
+    pad_token_id: int | None = 0,
+) -> LlamaConfig:
+    """A Hugging Face ``LlamaConfig`` for a named shape (see :data:`LLM_SHAPES`)."""
+    if isinstance(shape, str):
+        try:
+            shape = LLM_SHAPES[shape]
+        except KeyError:
+            raise KeyError(f"unknown LLM shape {shape!r}; known: {sorted(LLM_SHAPES)}") from None
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        num_key_value_heads=shape.num_key_value_heads or shape.num_attention_heads,
+        rms_norm_eps=shape.rms_norm_eps,
+        rope_parameters={"rope_type": "default", "rope_theta": shape.rope_theta},
+        max_position_embeddings=shape.max_position_embeddings,
+        bos_token_id=bos_token_id,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+        tie_word_embeddings=False,
+    )
+
+
+def build_llm(
+    config: LlamaConfig,
+    *,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    attn_implementation: str = "sdpa",
+) -> LlamaForCausalLM:
+    """Instantiate a randomly initialised causal LM from a config (``device="meta"`` for shapes only)."""
+    config._attn_implementation = attn_implementation
+    previous_dtype = torch.get_default_dtype()
+    # Building straight in the target dtype avoids a float32 copy of a 7B/13B model.
+    torch.set_default_dtype(dtype or previous_dtype)
+    try:
+        with torch.device(device or "cpu"):
+            return LlamaForCausalLM(config)
+    finally:
+        torch.set_default_dtype(previous_dtype)

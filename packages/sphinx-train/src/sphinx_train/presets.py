@@ -1,0 +1,123 @@
+"""Named model presets and the ``create_model`` factory (built from configs, never downloaded)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sphinx_train.config import SphinxConfig
+from sphinx_train.llm import build_llm, llama_config
+from sphinx_train.model import SphinxModel
+from sphinx_train.nano_tokenizer import NANO_VOCAB_SIZE, build_nano_tokenizer
+from sphinx_train.tokenizer import TextTokenizer, load_tokenizer
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """An LLM shape, an encoder preset and a tiling preset."""
+
+    llm_shape: str
+    encoder: str | None
+    tiling: str
+    template: str = "sphinx"
+    vocab_size: int = 32000
+    # Only presets with a tokenizer of their own work without a tokenizer path.
+    builds_own_tokenizer: bool = False
+
+
+_PRESETS: dict[str, ModelPreset] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_model(name: str, preset: ModelPreset, *, overwrite: bool = False) -> None:
+    if (name in _PRESETS or name in _ALIASES) and not overwrite:
+        raise ValueError(f"model preset {name!r} is already registered (pass overwrite=True)")
+    _PRESETS[name] = preset
+
+
+def list_models() -> list[str]:
+    return sorted([*_PRESETS, *_ALIASES])
+
+
+def get_model_preset(name: str) -> ModelPreset:
+    resolved = _ALIASES.get(name, name)
+    try:
+        return _PRESETS[resolved]
+    except KeyError:
+        raise KeyError(f"unknown model preset {name!r}; known: {list_models()}") from None
+
+
+def build_encoder(name_or_config, llm_dim: int, *, dtype=None, device=None):
+    """The mixed visual encoder from a preset name or a saved ``EncoderConfig`` dict."""
+    from sphinx_encoders import EncoderConfig, create_encoder
+
+    spec = (
+        EncoderConfig.from_dict(name_or_config)
+        if isinstance(name_or_config, dict)
+        else name_or_config
+    )
+    if str(device) == "meta":
+        with torch.device("meta"):
+            return create_encoder(spec, llm_dim=llm_dim, dtype=dtype)
+    return create_encoder(spec, llm_dim=llm_dim, dtype=dtype, device=device)
+
+
+def create_model(
+    name: str,
+    *,
+    tokenizer: TextTokenizer | str | Path | None = None,
+    tiling: str | None = None,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    with_encoder: bool = True,
+) -> SphinxModel:
+    """Build a preset with random weights.
+
+    ``device="meta"`` builds shapes only (for the 7B/13B presets without the memory).
+    ``tokenizer`` is a :class:`TextTokenizer` or a local ``tokenizer.model`` / tokenizer folder;
+    ``sphinx-nano`` trains its own when none is given. ``tiling`` overrides the preset's
+    view plan (for example ``sphinx-nano`` with ``"sphinx-1k"``).
+    """
+    preset = get_model_preset(name)
+    if isinstance(tokenizer, (str, Path)):
+        tokenizer = load_tokenizer(tokenizer)
+    if tokenizer is None and preset.builds_own_tokenizer:
+        tokenizer = build_nano_tokenizer()
+    vocab_size = preset.vocab_size
+    if tokenizer is not None and tokenizer.vocab_size > vocab_size:
+        raise ValueError(
+            f"the tokenizer has {tokenizer.vocab_size} tokens but preset {name!r} embeds {vocab_size}"
+        )
+    llm = build_llm(llama_config(preset.llm_shape, vocab_size), dtype=dtype, device=device)
+    encoder = encoder_config = None
+    if with_encoder and preset.encoder is not None:
+        encoder = build_encoder(preset.encoder, llm.config.hidden_size, dtype=dtype, device=device)
+        encoder_config = encoder.config.to_dict()
+    config = SphinxConfig(
+        tiling=tiling or preset.tiling,
+        template=preset.template,
+        encoder=preset.encoder if encoder is not None else None,
+        encoder_config=encoder_config,
+    )
+    return SphinxModel(llm, encoder, tokenizer, config)
+
+
+for _size in ("7b", "13b"):
+    for _variant, _tiling in (
+        ("sphinx", "sphinx"),
+        ("sphinx-1k", "sphinx-1k"),
+        ("sphinx-2k", "sphinx-2k"),
+    ):
+        register_model(f"{_variant}-{_size}", ModelPreset(f"llama2-{_size}", "sphinx", _tiling))
+# The released SPHINX checkpoints use the 13B LLM.
+_ALIASES.update(
+    {"sphinx": "sphinx-13b", "sphinx-1k": "sphinx-1k-13b", "sphinx-2k": "sphinx-2k-13b"}
+)
+register_model(
+    "sphinx-nano",
+    ModelPreset(
+        "llama-nano", "sphinx-tiny", "sphinx", vocab_size=NANO_VOCAB_SIZE, builds_own_tokenizer=True
+    ),
+)
