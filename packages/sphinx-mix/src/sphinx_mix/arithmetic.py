@@ -1,0 +1,67 @@
+"""Chunked tensor arithmetic in a wide dtype, written back in the output dtype.
+
+Large tensors are processed in slices so the float32 temporaries stay small (and in cache)
+whatever the tensor size; results go straight into the preallocated output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+CHUNK_ELEMENTS = 1 << 18
+
+
+class Combiner:
+    """Reusable scratch buffers for ``out = sum(c_i * x_i)`` and ``base + sum(l_i (x_i - base))``."""
+
+    def __init__(
+        self, compute_dtype: torch.dtype, device: torch.device, chunk: int = CHUNK_ELEMENTS
+    ):
+        self.compute_dtype = compute_dtype
+        self.device = device
+        self.chunk = chunk
+        self._buffers = [torch.empty(chunk, dtype=compute_dtype, device=device) for _ in range(3)]
+
+    def weighted_sum(
+        self, tensors: Sequence[torch.Tensor], weights: Sequence[float], out: torch.Tensor
+    ) -> torch.Tensor:
+        flat_out = out.view(-1)
+        flats = [tensor.reshape(-1) for tensor in tensors]
+        acc, term, _ = self._buffers
+        for start in range(0, flat_out.numel(), self.chunk):
+            stop = min(start + self.chunk, flat_out.numel())
+            size = stop - start
+            total, piece = acc[:size], term[:size]
+            total.copy_(flats[0][start:stop])
+            total.mul_(weights[0])
+            for flat, weight in zip(flats[1:], weights[1:], strict=True):
+                piece.copy_(flat[start:stop])
+                total.add_(piece, alpha=weight)
+            flat_out[start:stop].copy_(total)
+        return out
+
+    def task_sum(
+        self,
+        base: torch.Tensor,
+        tensors: Sequence[torch.Tensor],
+        scales: Sequence[float],
+        out: torch.Tensor,
+    ) -> torch.Tensor:
+        flat_out = out.view(-1)
+        flat_base = base.reshape(-1)
+        flats = [tensor.reshape(-1) for tensor in tensors]
+        acc, term, base_buffer = self._buffers
+        for start in range(0, flat_out.numel(), self.chunk):
+            stop = min(start + self.chunk, flat_out.numel())
+            size = stop - start
+            total, piece, anchor = acc[:size], term[:size], base_buffer[:size]
+            anchor.copy_(flat_base[start:stop])
+            total.copy_(anchor)
+            for flat, scale in zip(flats, scales, strict=True):
+                piece.copy_(flat[start:stop])
+                piece.sub_(anchor)
+                total.add_(piece, alpha=scale)
+            flat_out[start:stop].copy_(total)
+        return out

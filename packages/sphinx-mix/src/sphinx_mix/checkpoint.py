@@ -1,0 +1,253 @@
+"""Opening checkpoints of every supported layout behind one small interface.
+
+A checkpoint exposes its keys, each tensor's dtype and shape without reading data, and
+the tensor itself on demand. Safetensors files are memory-mapped; torch ``.bin``/``.pth``
+files are loaded with ``weights_only=True, mmap=True`` so their storages stay on disk
+until touched. The reference SPHINX layout (``consolidated.XX-of-YY.model.pth``) opens as
+a :class:`ShardedReference` holding one checkpoint per model-parallel rank.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from .errors import MixError
+from .safetensors_io import SafetensorsFile, TensorInfo, tensor_nbytes
+
+TORCH_SUFFIXES = (".bin", ".pth", ".pt")
+WEIGHT_SUFFIXES = (".safetensors", *TORCH_SUFFIXES)
+REFERENCE_SHARD = re.compile(r"consolidated\.(\d+)-of-(\d+)\.model\.pth")
+
+Source = str | os.PathLike[str] | Mapping[str, torch.Tensor]
+
+
+class Checkpoint:
+    """Tensors by name; ``get`` returns a view that is read from disk only when used."""
+
+    def __init__(self, label: str, weight_files: list[Path], folder: Path | None = None):
+        self.label = label
+        self.weight_files = weight_files
+        self.folder = folder
+        self._infos: dict[str, TensorInfo] = {}
+
+    def keys(self) -> list[str]:
+        return list(self._infos)
+
+    def info(self, key: str) -> TensorInfo:
+        return self._infos[key]
+
+    def __iter__(self):
+        return iter(self._infos)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._infos
+
+    def get(self, key: str) -> torch.Tensor:
+        raise NotImplementedError
+
+    def prefetch(self, key: str) -> None:
+        """Hint that ``key`` is needed next; a no-op where the format gives no way to."""
+
+    def extra_files(self) -> list[Path]:
+        """Files of a model folder that are not weights (config, tokenizer, ...)."""
+        if self.folder is None:
+            return []
+        return sorted(
+            path
+            for path in self.folder.iterdir()
+            if path.is_file() and not _is_weight_file(path) and not path.name.startswith(".")
+        )
+
+
+class SafetensorsCheckpoint(Checkpoint):
+    def __init__(self, label: str, files: list[Path], folder: Path | None = None, index=None):
+        super().__init__(label, files + ([index] if index else []), folder)
+        self._owner: dict[str, SafetensorsFile] = {}
+        for path in files:
+            opened = SafetensorsFile(path)
+            for key, info in opened.tensors.items():
+                if key in self._owner:
+                    raise MixError(f"{path}: key {key!r} also appears in {self._owner[key].path}")
+                self._owner[key] = opened
+                self._infos[key] = info
+
+    def get(self, key: str) -> torch.Tensor:
+        return self._owner[key].get(key)
+
+    def prefetch(self, key: str) -> None:
+        self._owner[key].prefetch(key)
+
+
+class StateDictCheckpoint(Checkpoint):
+    """A state dict already in memory, or one loaded from a torch file."""
+
+    def __init__(self, label: str, state_dict: Mapping[str, object], weight_files=(), folder=None):
+        super().__init__(label, list(weight_files), folder)
+        self._tensors: dict[str, torch.Tensor] = {}
+        for key, value in state_dict.items():
+            if not isinstance(value, torch.Tensor):
+                raise MixError(
+                    f"{label}: entry {key!r} is a {type(value).__name__}, expected a tensor"
+                )
+            self._tensors[key] = value
+            shape = tuple(value.shape)
+            self._infos[key] = TensorInfo(value.dtype, shape, 0, tensor_nbytes(value.dtype, shape))
+
+    def get(self, key: str) -> torch.Tensor:
+        return self._tensors[key]
+
+
+class ShardedReference:
+    """The reference repo's model-parallel checkpoint: one state dict per rank."""
+
+    def __init__(self, folder: Path, ranks: list[Checkpoint]):
+        self.folder = folder
+        self.label = str(folder)
+        self.ranks = ranks
+        self.weight_files = [path for rank in ranks for path in rank.weight_files]
+
+    def extra_files(self) -> list[Path]:
+        return self.ranks[0].extra_files()
+
+
+def open_checkpoint(source: Source) -> Checkpoint | ShardedReference:
+    """Open a file, a model folder, an index json or an in-memory state dict."""
+    if isinstance(source, Mapping):
+        return StateDictCheckpoint("<state dict>", source)
+    path = Path(source)
+    if not path.exists():
+        raise MixError(f"{path}: no such file or directory")
+    if path.is_dir():
+        return _open_folder(path)
+    if not os.access(path, os.R_OK):
+        raise MixError(f"{path}: cannot open (permission denied)")
+    if path.name.endswith(".index.json"):
+        return _open_index(path, folder=None)
+    if path.suffix == ".safetensors":
+        return SafetensorsCheckpoint(str(path), [path])
+    if path.suffix in TORCH_SUFFIXES:
+        return _open_torch(str(path), [path])
+    raise MixError(
+        f"{path}: unrecognised checkpoint file (expected .safetensors, .bin, .pth, .pt "
+        "or a *.index.json)"
+    )
+
+
+def _open_folder(folder: Path) -> Checkpoint | ShardedReference:
+    try:
+        names = sorted(entry.name for entry in folder.iterdir())
+    except OSError as error:
+        raise MixError(f"{folder}: cannot list folder ({error.strerror})") from None
+    indexes = [name for name in names if name.endswith(".safetensors.index.json")]
+    if len(indexes) > 1:
+        raise MixError(f"{folder}: several safetensors indexes ({', '.join(indexes)}); pass one")
+    if indexes:
+        return _open_index(folder / indexes[0], folder)
+    safetensors = [folder / name for name in names if name.endswith(".safetensors")]
+    if safetensors:
+        return SafetensorsCheckpoint(str(folder), safetensors, folder)
+    reference = [name for name in names if REFERENCE_SHARD.fullmatch(name)]
+    if reference:
+        return _open_reference(folder, reference)
+    bin_indexes = [name for name in names if name.endswith(".bin.index.json")]
+    if bin_indexes:
+        return _open_index(folder / bin_indexes[0], folder)
+    torch_files = [folder / name for name in names if name.endswith(TORCH_SUFFIXES)]
+    if torch_files:
+        return _open_torch(str(folder), torch_files, folder)
+    raise MixError(
+        f"{folder}: no weights found (expected *.safetensors, a *.index.json, "
+        "consolidated.XX-of-YY.model.pth or *.bin/*.pth files)"
+    )
+
+
+def _open_index(index_path: Path, folder: Path | None) -> Checkpoint:
+    try:
+        weight_map = json.loads(index_path.read_text())["weight_map"]
+        files = sorted(set(weight_map.values()))
+    except OSError as error:
+        raise MixError(f"{index_path}: cannot read ({error.strerror})") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise MixError(
+            f"{index_path}: not a valid index (expected a JSON object with a 'weight_map')"
+        ) from None
+    paths = [index_path.parent / name for name in files]
+    for path in paths:
+        if not path.is_file():
+            raise MixError(f"{index_path}: lists {path.name}, which does not exist")
+    label = str(folder or index_path)
+    if all(name.endswith(".safetensors") for name in files):
+        checkpoint: Checkpoint = SafetensorsCheckpoint(label, paths, folder, index=index_path)
+    else:
+        checkpoint = _open_torch(label, paths, folder)
+        checkpoint.weight_files.append(index_path)
+    missing = [key for key in weight_map if key not in checkpoint]
+    if missing:
+        raise MixError(
+            f"{index_path}: lists keys that its shards do not hold, e.g. {missing[:3]} "
+            f"({len(missing)} in all)"
+        )
+    return checkpoint
+
+
+def _open_reference(folder: Path, names: list[str]) -> ShardedReference:
+    counts = {int(REFERENCE_SHARD.fullmatch(name).group(2)) for name in names}
+    ranks = sorted(int(REFERENCE_SHARD.fullmatch(name).group(1)) for name in names)
+    if len(counts) != 1 or ranks != list(range(next(iter(counts)))):
+        raise MixError(
+            f"{folder}: incomplete or inconsistent model-parallel shards: {', '.join(names)}"
+        )
+    shards = [
+        _open_torch(str(folder / name), [folder / name], folder)
+        for name in sorted(names, key=lambda name: int(REFERENCE_SHARD.fullmatch(name).group(1)))
+    ]
+    return ShardedReference(folder, shards)
+
+
+def _open_torch(label: str, paths: list[Path], folder: Path | None = None) -> Checkpoint:
+    state_dict: dict[str, object] = {}
+    for path in paths:
+        loaded = _load_torch_file(path)
+        for key, value in loaded.items():
+            if key in state_dict:
+                raise MixError(f"{path}: key {key!r} also appears in an earlier file of {label}")
+            state_dict[key] = value
+    return StateDictCheckpoint(label, state_dict, paths, folder)
+
+
+def _load_torch_file(path: Path) -> Mapping[str, object]:
+    try:
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as error:
+            if "mmap" not in str(error):
+                raise
+            warnings.warn(
+                f"{path}: old torch serialisation cannot be memory-mapped; loading it whole",
+                stacklevel=3,
+            )
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as error:
+        raise MixError(f"{path}: cannot open ({error.strerror or error})") from None
+    except Exception as error:  # torch raises many types for truncated or foreign files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise MixError(f"{path}: not a readable torch checkpoint ({reason})") from None
+    if isinstance(loaded, Mapping):
+        for wrapper in ("model", "state_dict"):
+            if isinstance(loaded.get(wrapper), Mapping):
+                loaded = loaded[wrapper]
+                break
+    if not isinstance(loaded, Mapping):
+        raise MixError(f"{path}: holds a {type(loaded).__name__}, expected a state dict")
+    return loaded
+
+
+def _is_weight_file(path: Path) -> bool:
+    return path.name.endswith(WEIGHT_SUFFIXES) or path.name.endswith(".index.json")

@@ -1,0 +1,220 @@
+"""``sphinx-mix``: mix checkpoints from the command line.
+
+Exit codes: 0 done, 1 bad input (one-line error), 2 bad usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import warnings
+
+from .errors import MixError
+from .ops import linear, task_arithmetic, uniform_soup
+from .options import ON_MISSING
+from .recipe import load_recipe
+
+
+def _add_options(parser: argparse.ArgumentParser, with_output: bool = True) -> None:
+    if with_output:
+        parser.add_argument(
+            "--out", required=True, help="output folder (must not exist unless --overwrite)"
+        )
+    group = parser.add_argument_group("options")
+    group.add_argument("--compute-dtype", help="dtype of the arithmetic (default float32)")
+    group.add_argument(
+        "--out-dtype", help="dtype of every floating output tensor (default: the first source's)"
+    )
+    group.add_argument("--device", help="device for the arithmetic, e.g. cuda (default cpu)")
+    group.add_argument(
+        "--shard-size", help="largest output shard, e.g. 2GB or 500MiB (default 5GB)"
+    )
+    group.add_argument(
+        "--on-missing",
+        choices=ON_MISSING,
+        help="keys missing from a source or with different shapes: stop with an error (default), "
+        "skip them, or copy the first source's tensor",
+    )
+    group.add_argument(
+        "--check-finite",
+        action="store_true",
+        default=None,
+        help="stop if a result holds NaN or Inf",
+    )
+    group.add_argument(
+        "--no-hash",
+        dest="hash_inputs",
+        action="store_false",
+        default=None,
+        help="do not record the sha256 of the input files in the output metadata",
+    )
+    group.add_argument(
+        "--overwrite", action="store_true", default=None, help="replace an existing output folder"
+    )
+    group.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=None,
+        help="hide the progress bar",
+    )
+
+
+def _add_selection(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--include",
+        action="append",
+        metavar="PATTERN",
+        help="mix only keys matching this glob (repeatable); others are copied from the first source",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        metavar="PATTERN",
+        help="copy keys matching this glob from the first source",
+    )
+    parser.add_argument(
+        "--rule",
+        action="append",
+        metavar=f"PATTERN={what.upper()}",
+        type=_parse_rule,
+        help=f"per-pattern {what}, comma-separated, one per source, e.g. '*.mlp.*=0.5,0.5'; "
+        "the first matching rule wins",
+    )
+
+
+def _parse_rule(text: str) -> tuple[str, list[float]]:
+    pattern, _, values = text.rpartition("=")
+    try:
+        numbers = [float(value) for value in values.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected PATTERN=NUMBER,NUMBER,...") from None
+    if not pattern:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected PATTERN=NUMBER,NUMBER,...")
+    return pattern, numbers
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sphinx-mix",
+        description="Mix checkpoints tensor by tensor without loading whole models: linear "
+        "mixes, task arithmetic, uniform soups. Inputs: safetensors files or folders (sharded "
+        "with an index), Hugging Face model folders, torch .bin/.pth, or the reference "
+        "consolidated.XX-of-YY.model.pth shards. Output: sharded safetensors with an index.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run", help="run a YAML/JSON recipe (ours or a mergekit 'linear' config)"
+    )
+    run.add_argument("recipe", help="recipe file (.yml, .yaml or .json)")
+    run.add_argument("--out", help="output folder (default: the recipe's 'output')")
+    _add_options(run, with_output=False)
+
+    mix = commands.add_parser("linear", help="weighted sum of checkpoints")
+    mix.add_argument("sources", nargs="+", help="checkpoints (files or folders)")
+    weights = mix.add_mutually_exclusive_group()
+    weights.add_argument(
+        "--weights", type=float, nargs="+", help="one weight per source (default: equal)"
+    )
+    weights.add_argument(
+        "--beta", type=float, help="two sources only: beta * first + (1 - beta) * second"
+    )
+    mix.add_argument(
+        "--no-normalize",
+        dest="normalize",
+        action="store_false",
+        help="use the weights as given instead of dividing them by their sum",
+    )
+    _add_selection(mix, "weights")
+    _add_options(mix)
+
+    task = commands.add_parser("task-arithmetic", help="base + sum of scaled (source - base)")
+    task.add_argument("sources", nargs="+", help="fine-tuned checkpoints")
+    task.add_argument("--base", required=True, help="the base checkpoint")
+    task.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        help="one scale per source, or one for all (default 1)",
+    )
+    _add_selection(task, "scales")
+    _add_options(task)
+
+    soup = commands.add_parser("uniform-soup", help="plain average of checkpoints")
+    soup.add_argument("sources", nargs="+", help="checkpoints (files or folders)")
+    _add_options(soup)
+    return parser
+
+
+_OPTION_NAMES = (
+    "compute_dtype",
+    "out_dtype",
+    "device",
+    "shard_size",
+    "on_missing",
+    "check_finite",
+    "hash_inputs",
+    "overwrite",
+    "progress",
+)
+
+
+def _run(args: argparse.Namespace) -> None:
+    options = {
+        name: getattr(args, name) for name in _OPTION_NAMES if getattr(args, name) is not None
+    }
+    if args.command == "run":
+        result = load_recipe(args.recipe).run(args.out, **options)
+    elif args.command == "linear":
+        result = linear(
+            args.sources,
+            args.weights,
+            args.out,
+            beta=args.beta,
+            normalize=args.normalize,
+            include=args.include,
+            exclude=args.exclude,
+            rules=args.rule,
+            **options,
+        )
+    elif args.command == "task-arithmetic":
+        scales = args.scales[0] if len(args.scales) == 1 else args.scales
+        result = task_arithmetic(
+            args.base,
+            args.sources,
+            scales,
+            args.out,
+            include=args.include,
+            exclude=args.exclude,
+            rules=args.rule,
+            **options,
+        )
+    else:
+        result = uniform_soup(args.sources, args.out, **options)
+    print(f"wrote {result}")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    warnings.formatwarning = lambda message, category, *rest: f"sphinx-mix: warning: {message}\n"
+    try:
+        _run(args)
+    except MixError as error:
+        print(f"sphinx-mix: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("sphinx-mix: interrupted; no output was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The streaming loop shared by every operation.
+
+Tensors are visited one key at a time: the sources' tensors for that key are memory-mapped
+views, the arithmetic runs in slices, and the result is handed to a writer thread while the
+next key is computed. The kernel is asked to read the next key's pages ahead meanwhile, and
+input files are hashed in another thread. Peak memory is about one output tensor in flight
+per writer slot plus the pages the kernel keeps cached, never a whole model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .arithmetic import Combiner
+from .checkpoint import Checkpoint, ShardedReference, Source, open_checkpoint
+from .errors import MixError
+from .options import MixOptions
+from .output import (
+    BackgroundSink,
+    MemorySink,
+    ShardedSafetensorsSink,
+    atomic_folder,
+    copy_extra_files,
+)
+from .plan import KeyPlan, plan_keys
+
+_PLACEHOLDER_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class Formula:
+    """What to compute per key: a weighted sum, or base plus scaled differences.
+
+    For ``kind="task"`` the first source is the base and each coefficient scales one of the
+    other sources. ``coefficients_for`` returns None for keys copied from the first source.
+    """
+
+    kind: str
+    coefficients_for: Callable[[str], tuple[float, ...] | None]
+    description: dict = field(default_factory=dict)
+
+
+def run_mix(
+    sources: Sequence[Source],
+    formula: Formula,
+    out: str | Path | None,
+    options: MixOptions,
+) -> dict[str, torch.Tensor] | Path:
+    """Mix ``sources`` into ``out`` (a folder) or, when ``out`` is None, into a state dict."""
+    opened = [open_checkpoint(source) for source in sources]
+    references = [isinstance(checkpoint, ShardedReference) for checkpoint in opened]
+    if any(references):
+        if not all(references) or out is None:
+            raise MixError(
+                "reference consolidated.*.model.pth checkpoints can only be mixed with each "
+                "other and into an output folder; convert the others first"
+            )
+        return _mix_reference(opened, formula, Path(out), options)
+    plans = plan_keys(opened, formula.coefficients_for, options)
+    if out is None:
+        sink = MemorySink()
+        _stream(opened, plans, formula, options, sink)
+        return sink.state_dict
+    with atomic_folder(Path(out), options.overwrite) as staging:
+        hasher = _InputHasher(opened, options.hash_inputs)
+        sink = ShardedSafetensorsSink(
+            staging,
+            plans,
+            options.shard_bytes,
+            _metadata(formula, opened, options, hasher.placeholder()),
+        )
+        try:
+            _stream(opened, plans, formula, options, sink)
+            sink.finish(_metadata(formula, opened, options, hasher.result()))
+        finally:
+            sink.close()
+        copy_extra_files(opened[0].extra_files(), staging)
+    return Path(out)
+
+
+def _mix_reference(
+    opened: list[ShardedReference], formula: Formula, out: Path, options: MixOptions
+) -> Path:
+    layouts = {len(reference.ranks) for reference in opened}
+    if len(layouts) != 1:
+        listing = ", ".join(f"{ref.label}: {len(ref.ranks)}" for ref in opened)
+        raise MixError(f"model-parallel layouts differ ({listing} shards); convert them first")
+    count = layouts.pop()
+    with atomic_folder(out, options.overwrite) as staging:
+        hasher = _InputHasher(opened, options.hash_inputs)
+        for rank in range(count):
+            shards = [reference.ranks[rank] for reference in opened]
+            sink = MemorySink()
+            _stream(
+                shards, plan_keys(shards, formula.coefficients_for, options), formula, options, sink
+            )
+            name = f"consolidated.{rank:02d}-of-{count:02d}.model.pth"
+            torch.save({"model": sink.state_dict}, staging / name)
+        metadata = _metadata(formula, opened, options, hasher.result())
+        (staging / "sphinx_mix.json").write_text(json.dumps(json.loads(metadata), indent=2) + "\n")
+        copy_extra_files(opened[0].extra_files(), staging)
+    return out
+
+
+def _stream(
+    checkpoints: Sequence[Checkpoint],
+    plans: Sequence[KeyPlan],
+    formula: Formula,
+    options: MixOptions,
+    sink,
+) -> None:
+    combiner = Combiner(options.compute_torch_dtype, options.torch_device)
+    writer = BackgroundSink(sink)
+    total = sum(plan.nbytes for plan in plans)
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc="mixing", disable=not options.progress
+    ) as progress:
+        try:
+            for position, plan in enumerate(plans):
+                if position + 1 < len(plans):
+                    _prefetch(checkpoints, plans[position + 1])
+                tensor = _compute(checkpoints, plan, formula, combiner)
+                if options.check_finite:
+                    _check_finite(checkpoints, plan, tensor)
+                writer.add(plan.key, tensor)
+                progress.update(plan.nbytes)
+        finally:
+            writer.join()
+
+
+def _prefetch(checkpoints: Sequence[Checkpoint], plan: KeyPlan) -> None:
+    for checkpoint in checkpoints if plan.coefficients is not None else checkpoints[:1]:
+        checkpoint.prefetch(plan.key)
+
+
+def _compute(
+    checkpoints: Sequence[Checkpoint], plan: KeyPlan, formula: Formula, combiner: Combiner
+) -> torch.Tensor:
+    if plan.coefficients is None:
+        return checkpoints[0].get(plan.key).to(plan.dtype)
+    tensors = [checkpoint.get(plan.key) for checkpoint in checkpoints]
+    out = torch.empty(plan.shape, dtype=plan.dtype)
+    if formula.kind == "task":
+        return combiner.task_sum(tensors[0], tensors[1:], plan.coefficients, out)
+    return combiner.weighted_sum(tensors, plan.coefficients, out)
+
+
+def _check_finite(checkpoints: Sequence[Checkpoint], plan: KeyPlan, tensor: torch.Tensor) -> None:
+    if not tensor.dtype.is_floating_point or bool(torch.isfinite(tensor).all()):
+        return
+    culprits = [
+        checkpoint.label
+        for checkpoint in checkpoints
+        if not bool(torch.isfinite(checkpoint.get(plan.key)).all())
+    ]
+    origin = f"already in {', '.join(culprits)}" if culprits else "produced by the arithmetic"
+    raise MixError(f"{plan.key}: the result holds NaN or Inf values ({origin})")
+
+
+class _InputHasher:
+    """sha256 of every input file, computed in a thread while the mix runs."""
+
+    def __init__(self, opened: Sequence[Checkpoint | ShardedReference], enabled: bool):
+        self.files = [str(path) for checkpoint in opened for path in checkpoint.weight_files]
+        self.enabled = enabled
+        self._digests: dict[str, str] = {}
+        self._error: MixError | None = None
+        self._thread = threading.Thread(target=self._run, name="sphinx-mix-hash", daemon=True)
+        if enabled:
+            self._thread.start()
+
+    def _run(self) -> None:
+        for name in self.files:
+            try:
+                with open(name, "rb") as handle:
+                    self._digests[name] = hashlib.file_digest(handle, "sha256").hexdigest()
+            except OSError as error:
+                self._error = MixError(f"{name}: cannot read to hash ({error.strerror})")
+                return
+
+    def placeholder(self) -> dict[str, str] | None:
+        return dict.fromkeys(self.files, _PLACEHOLDER_HASH) if self.enabled else None
+
+    def result(self) -> dict[str, str] | None:
+        if not self.enabled:
+            return None
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._digests
+
+
+def _metadata(
+    formula: Formula,
+    opened: Sequence[Checkpoint | ShardedReference],
+    options: MixOptions,
+    hashes: dict[str, str] | None,
+) -> str:
+    record = {
+        "tool": f"sphinx-mix {version('sphinx-mix')}",
+        **formula.description,
+        "sources": [checkpoint.label for checkpoint in opened],
+        "compute_dtype": str(options.compute_torch_dtype).removeprefix("torch."),
+    }
+    if hashes is not None:
+        record["sha256"] = hashes
+    return json.dumps(record, separators=(",", ":"))

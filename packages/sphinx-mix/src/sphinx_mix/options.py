@@ -1,0 +1,78 @@
+"""Settings shared by every operation, loadable from a recipe."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+
+import torch
+
+from .errors import MixError
+
+ON_MISSING = ("error", "skip", "copy-first")
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?\s*", re.IGNORECASE)
+
+
+@dataclass
+class MixOptions:
+    """How a mix runs; every field has a safe default.
+
+    ``compute_dtype``: dtype of the arithmetic. ``out_dtype``: dtype of every floating output
+    tensor (default: the first source's dtype for that tensor). ``on_missing``: what to do
+    with keys absent from some sources or whose shapes differ: ``error``, ``skip`` them, or
+    ``copy-first`` (take the first source's tensor). ``shard_size``: largest output shard,
+    bytes or a string such as ``"5GB"``.
+    """
+
+    compute_dtype: str = "float32"
+    out_dtype: str | None = None
+    device: str = "cpu"
+    shard_size: int | str = "5GB"
+    on_missing: str = "error"
+    check_finite: bool = False
+    hash_inputs: bool = True
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.on_missing not in ON_MISSING:
+            raise MixError(
+                f"on_missing={self.on_missing!r}: expected one of {', '.join(ON_MISSING)}"
+            )
+        self.compute_torch_dtype = parse_dtype(self.compute_dtype, "compute_dtype")
+        if not self.compute_torch_dtype.is_floating_point:
+            raise MixError(f"compute_dtype={self.compute_dtype!r}: expected a floating dtype")
+        self.out_torch_dtype = parse_dtype(self.out_dtype, "out_dtype") if self.out_dtype else None
+        self.shard_bytes = parse_size(self.shard_size)
+        try:
+            self.torch_device = torch.device(self.device)
+        except RuntimeError:
+            raise MixError(f"device={self.device!r}: not a torch device") from None
+
+    @classmethod
+    def names(cls) -> set[str]:
+        return {field.name for field in fields(cls)}
+
+
+def parse_dtype(name: str, what: str) -> torch.dtype:
+    aliases = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "half": "float16"}
+    dtype = getattr(torch, aliases.get(name, name), None)
+    if not isinstance(dtype, torch.dtype):
+        raise MixError(f"{what}={name!r}: not a torch dtype (e.g. float32, bfloat16, float16)")
+    return dtype
+
+
+def parse_size(size: int | str) -> int:
+    """Bytes from an int or a string like ``"500MB"``, ``"2GiB"`` or ``"1.5G"``."""
+    if isinstance(size, int) and not isinstance(size, bool):
+        value = size
+    else:
+        match = _SIZE.fullmatch(str(size))
+        if not match:
+            raise MixError(f"shard_size={size!r}: expected bytes or a size like '5GB'")
+        number, unit, binary = match.groups()
+        base = 1024 if binary else 1000
+        value = int(float(number) * base ** " KMGT".index(unit.upper() or " "))
+    if value <= 0:
+        raise MixError(f"shard_size={size!r}: must be positive")
+    return value

@@ -1,0 +1,212 @@
+"""Reading and writing safetensors files one tensor at a time.
+
+The reader parses and checks the header itself so that truncated files and corrupt headers
+get one clear error, then memory-maps the file: a tensor is a zero-copy view into the page
+cache, read only when the arithmetic touches it. The writer lays out the header from the
+planned shapes first and then streams tensor bytes, so it never holds a whole shard.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import MixError
+
+_DTYPE_NAMES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U64": "uint64",
+    "U32": "uint32",
+    "U16": "uint16",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
+DTYPE_FROM_CODE = {
+    code: getattr(torch, name) for code, name in _DTYPE_NAMES.items() if hasattr(torch, name)
+}
+CODE_FROM_DTYPE = {dtype: code for code, dtype in DTYPE_FROM_CODE.items()}
+_ALIGNMENT = 8
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Where a tensor lives and what it is, known without reading its data."""
+
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    offset: int = 0
+    nbytes: int = 0
+
+
+def tensor_nbytes(dtype: torch.dtype, shape: tuple[int, ...]) -> int:
+    numel = 1
+    for size in shape:
+        numel *= size
+    return numel * dtype.itemsize
+
+
+def tensor_bytes(tensor: torch.Tensor) -> memoryview:
+    """The raw bytes of a CPU tensor, without a copy when it is already contiguous."""
+    flat = tensor.detach().contiguous().reshape(-1)
+    return memoryview(flat.view(torch.uint8).numpy())
+
+
+class SafetensorsFile:
+    """A memory-mapped safetensors file whose header has been validated."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        try:
+            handle = open(self.path, "rb")  # noqa: SIM115 - kept open only while mapping
+        except OSError as error:
+            raise MixError(f"{self.path}: cannot open ({error.strerror})") from None
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            header, data_start = _read_header(self.path, handle, size)
+            self.metadata: dict[str, str] = header.pop("__metadata__", None) or {}
+            self.tensors = _parse_entries(self.path, header, data_start, size)
+            self._map = (
+                mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
+                if size > data_start
+                else None
+            )
+
+    def keys(self) -> list[str]:
+        return list(self.tensors)
+
+    def get(self, key: str) -> torch.Tensor:
+        info = self.tensors[key]
+        if info.nbytes == 0 or self._map is None:
+            return torch.empty(info.shape, dtype=info.dtype)
+        raw = torch.frombuffer(self._map, dtype=torch.uint8, count=info.nbytes, offset=info.offset)
+        return raw.view(info.dtype).reshape(info.shape)
+
+    def prefetch(self, key: str) -> None:
+        """Ask the kernel to start reading a tensor's pages while other work goes on."""
+        info = self.tensors[key]
+        if self._map is None or info.nbytes == 0:
+            return
+        start = info.offset - info.offset % mmap.PAGESIZE
+        self._map.madvise(mmap.MADV_WILLNEED, start, info.offset + info.nbytes - start)
+
+
+def _read_header(path: Path, handle, size: int) -> tuple[dict, int]:
+    if size < 8:
+        raise MixError(
+            f"{path}: truncated safetensors file ({size} bytes, shorter than the 8-byte header length)"
+        )
+    (header_len,) = struct.unpack("<Q", handle.read(8))
+    if header_len > size - 8:
+        raise MixError(
+            f"{path}: corrupt safetensors header (declares {header_len} header bytes, "
+            f"the file has {size - 8} after the length field)"
+        )
+    try:
+        header = json.loads(handle.read(header_len))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MixError(f"{path}: corrupt safetensors header (not valid JSON: {error})") from None
+    if not isinstance(header, dict):
+        raise MixError(f"{path}: corrupt safetensors header (expected a JSON object)")
+    return header, 8 + header_len
+
+
+def _parse_entries(path: Path, header: dict, data_start: int, size: int) -> dict[str, TensorInfo]:
+    entries = {}
+    data_end = 0
+    for key, entry in header.items():
+        try:
+            dtype = DTYPE_FROM_CODE[entry["dtype"]]
+            shape = tuple(int(dim) for dim in entry["shape"])
+            begin, end = (int(offset) for offset in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise MixError(
+                f"{path}: corrupt safetensors header entry for {key!r}: {entry!r} "
+                "(expected dtype, shape and data_offsets)"
+            ) from None
+        nbytes = tensor_nbytes(dtype, shape)
+        if begin < 0 or end - begin != nbytes or min(shape, default=0) < 0:
+            raise MixError(
+                f"{path}: corrupt safetensors header entry for {key!r}: offsets {begin}..{end} "
+                f"do not hold a {entry['dtype']} tensor of shape {list(shape)} ({nbytes} bytes)"
+            )
+        entries[key] = TensorInfo(dtype, shape, data_start + begin, nbytes)
+        data_end = max(data_end, end)
+    if data_start + data_end > size:
+        raise MixError(
+            f"{path}: truncated safetensors file (the header describes {data_end} bytes of "
+            f"tensor data, the file holds {size - data_start})"
+        )
+    return entries
+
+
+class SafetensorsWriter:
+    """Streams tensors into one safetensors file in a planned order.
+
+    The header is written first from the planned dtypes and shapes. Its metadata can be
+    replaced at the end (e.g. with input hashes computed meanwhile) as long as the new
+    header is no longer than the first one, which is padded with spaces to fit.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        plan: list[tuple[str, torch.dtype, tuple[int, ...]]],
+        metadata: dict[str, str],
+    ):
+        self.path = path
+        self._plan = plan
+        self._next = 0
+        self._header_len = len(self._encode_header(metadata))
+        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._file.write(struct.pack("<Q", self._header_len))
+        self._file.write(self._encode_header(metadata))
+
+    def _encode_header(self, metadata: dict[str, str], pad_to: int | None = None) -> bytes:
+        header: dict[str, object] = {"__metadata__": metadata}
+        offset = 0
+        for key, dtype, shape in self._plan:
+            nbytes = tensor_nbytes(dtype, shape)
+            header[key] = {
+                "dtype": CODE_FROM_DTYPE[dtype],
+                "shape": list(shape),
+                "data_offsets": [offset, offset + nbytes],
+            }
+            offset += nbytes
+        encoded = json.dumps(header, separators=(",", ":")).encode()
+        target = pad_to if pad_to is not None else -(-len(encoded) // _ALIGNMENT) * _ALIGNMENT
+        if len(encoded) > target:
+            raise ValueError(f"new safetensors header of {self.path} outgrew the space reserved")
+        return encoded + b" " * (target - len(encoded))
+
+    def write(self, key: str, tensor: torch.Tensor) -> None:
+        expected_key, dtype, shape = self._plan[self._next]
+        if key != expected_key or tensor.dtype != dtype or tuple(tensor.shape) != shape:
+            raise ValueError(f"{self.path}: expected {expected_key} {dtype} {shape}, got {key}")
+        self._file.write(tensor_bytes(tensor))
+        self._next += 1
+
+    def finish(self, metadata: dict[str, str]) -> None:
+        """Check that every planned tensor was written and put the final metadata in place."""
+        if self._next != len(self._plan):
+            raise ValueError(f"{self.path}: {len(self._plan) - self._next} tensors never written")
+        self._file.seek(8)
+        self._file.write(self._encode_header(metadata, pad_to=self._header_len))
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
