@@ -1,0 +1,54 @@
+"""The frozen-backbone contract shared by every wrapped library model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class FrozenBackbone(nn.Module):
+    """A pretrained feature extractor that never trains.
+
+    Parameters have `requires_grad=False` and the module stays in eval mode even when a
+    parent calls `.train()`, so dropout / drop-path never run and optimizers never see it.
+    Subclasses take CLIP-normalised views `(n, 3, S, S)` and return tokens `(n, T, C)`.
+    """
+
+    out_channels: int
+    num_tokens: int
+    reference_prefix: str
+
+    def freeze(self) -> None:
+        self.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> FrozenBackbone:
+        return super().train(False)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    # Checkpoint adapters: identity unless the library renamed things since the reference.
+    def to_reference_keys(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Our state dict (keys local to this module) under the reference checkpoint's names."""
+        return dict(state)
+
+    def from_reference_keys(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The inverse of `to_reference_keys`."""
+        return dict(state)
+
+    def unused_reference_keys(self, keys: list[str]) -> list[str]:
+        """Keys of a reference checkpoint that this backbone knows and does not use."""
+        return []
+
+    def load_pretrained(self, path: str | Path, strict: bool = True) -> list[str]:
+        """Load the library's own checkpoint format from a local path."""
+        raise NotImplementedError
