@@ -85,7 +85,7 @@ def _render_shikra(name: str | None, boxes: list[Box]) -> str:
 
 
 # Qwen-VL: <ref>name</ref><box>(x1,y1),(x2,y2)</box>..., integers in [0, 1000), image frame.
-_QWEN_BOX = r"<box>\((\d+),(\d+)\),\((\d+),(\d+)\)</box>"
+_QWEN_BOX = r"<box>\((\d{1,4}),(\d{1,4})\),\((\d{1,4}),(\d{1,4})\)</box>"
 _QWEN_MENTION = re.compile(rf"(?:<ref>(?P<name>.*?)</ref>)?(?P<boxes>(?:{_QWEN_BOX})+)", re.DOTALL)
 
 
@@ -113,7 +113,7 @@ def _render_qwen(name: str | None, boxes: list[Box]) -> str:
 
 
 # MiniGPT-v2: <p>name</p> {<x1><y1><x2><y2>}<delim>{...}, integers 0-100, image frame.
-_MINIGPT_BOX = r"\{<(\d+)><(\d+)><(\d+)><(\d+)>\}"
+_MINIGPT_BOX = r"\{<(\d{1,3})><(\d{1,3})><(\d{1,3})><(\d{1,3})>\}"
 _MINIGPT_MENTION = re.compile(
     rf"(?:<p>(?P<name>.*?)</p>\s*)?(?P<boxes>{_MINIGPT_BOX}(?:\s*<delim>\s*{_MINIGPT_BOX})*)",
     re.DOTALL,
@@ -144,17 +144,25 @@ def _render_minigpt(name: str | None, boxes: list[Box]) -> str:
 
 
 # Florence-2: name<loc_x1><loc_y1><loc_x2><loc_y2>..., 1000 bins (floor, 0-999), bin centres back.
-_FLORENCE_MENTION = re.compile(r"(?P<name>[^<>]*?)(?P<locs>(?:<loc_\d+>){4,})")
+_FLORENCE_RUN = re.compile(r"(?:<loc_\d{1,4}>){4,}")
 
 
 def _find_florence(text: str) -> list[Mention]:
+    """A run of <loc_N> tokens names the text right before it, back to the previous tag."""
     mentions = []
-    for match in _FLORENCE_MENTION.finditer(text):
-        bins = [int(v) for v in re.findall(r"<loc_(\d+)>", match.group("locs"))]
+    previous_end = 0
+    for match in _FLORENCE_RUN.finditer(text):
+        start = max(
+            previous_end,
+            text.rfind(">", 0, match.start()) + 1,
+            text.rfind("<", 0, match.start()) + 1,
+        )
+        bins = [int(v) for v in re.findall(r"<loc_(\d{1,4})>", match.group())]
         usable = len(bins) - len(bins) % 4
         boxes = [Box(*((q + 0.5) / 1000 for q in bins[i : i + 4])) for i in range(0, usable, 4)]
-        name = match.group("name").strip()
-        mentions.append(Mention(match.start(), match.end(), name or None, boxes))
+        name = text[start : match.start()].strip()
+        mentions.append(Mention(start, match.end(), name or None, boxes))
+        previous_end = match.end()
     return mentions
 
 
