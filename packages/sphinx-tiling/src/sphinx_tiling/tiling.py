@@ -1,0 +1,68 @@
+"""Cut one image into views: the PIL path (no torch needed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .canvas import render_canvas
+from .images import DEFAULT_MAX_PIXELS, ImageSource, load_image
+from .layout import Layout
+from .plan import CanvasPlan, plan_canvas
+from .presets import Preset, get_preset
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image decoded, planned and rendered onto its canvas; the views are cut from it."""
+
+    preset: Preset
+    plan: CanvasPlan
+    layout: Layout
+    canvas: np.ndarray  # (height, width, 3) uint8
+
+
+def prepare(
+    image: ImageSource, preset: str | Preset, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> PreparedImage:
+    """Decode `image`, plan its views under `preset` and render the canvas."""
+    preset = get_preset(preset)
+    rgb = load_image(image, max_pixels=max_pixels, fill=preset.fill)
+    plan = plan_canvas(rgb.width, rgb.height, preset)
+    canvas = render_canvas(rgb, plan, preset.fill)
+    return PreparedImage(preset, plan, Layout.from_plan(plan, preset.name), canvas)
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Views of one image (view 0 the global view, then crops row-major) and their layout."""
+
+    views: list[Image.Image]
+    layout: Layout
+
+
+def tile(
+    image: ImageSource, preset: str | Preset, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Tiling:
+    """Cut `image` into `preset`'s views as PIL images of side x side pixels.
+
+    The global view is the canvas resized with PIL bicubic; `tile_tensor` instead follows
+    the SPHINX reference numerics (torch bicubic on the normalised canvas).
+    """
+    prepared = prepare(image, preset, max_pixels=max_pixels)
+    plan = prepared.plan
+    canvas = Image.fromarray(prepared.canvas)
+    side = plan.side
+    views = []
+    if plan.rows * plan.cols == 1:
+        views.append(canvas)
+    else:
+        if plan.has_global_view:
+            views.append(canvas.resize((side, side), Image.Resampling.BICUBIC))
+        for row in range(plan.rows):
+            for col in range(plan.cols):
+                box = (col * side, row * side, (col + 1) * side, (row + 1) * side)
+                views.append(canvas.crop(box))
+    return Tiling(views, prepared.layout)
