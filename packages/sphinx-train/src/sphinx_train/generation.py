@@ -88,7 +88,7 @@ def generate_tokens(
         inputs_embeds=inputs.inputs_embeds,
         attention_mask=attention_mask,
         position_ids=inputs.position_ids,
-        past_key_values=cache,
+        cache=cache,
         use_cache=True,
         logits_to_keep=1,
     ).logits[:, -1]
@@ -116,7 +116,7 @@ def generate_tokens(
             input_ids=next_tokens[:, None],
             attention_mask=attention_mask,
             position_ids=positions,
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
         ).logits[:, -1]
     return [

@@ -51,17 +51,9 @@ def get_model_preset(name: str) -> ModelPreset:
 
 def build_encoder(name_or_config, llm_dim: int, *, dtype=None, device=None):
     """The mixed visual encoder from a preset name or a saved ``EncoderConfig`` dict."""
-    from sphinx_encoders import EncoderConfig, create_encoder
+    from sphinx_encoders import create_encoder
 
-    spec = (
-        EncoderConfig.from_dict(name_or_config)
-        if isinstance(name_or_config, dict)
-        else name_or_config
-    )
-    if str(device) == "meta":
-        with torch.device("meta"):
-            return create_encoder(spec, llm_dim=llm_dim, dtype=dtype)
-    return create_encoder(spec, llm_dim=llm_dim, dtype=dtype, device=device)
+    return create_encoder(name_or_config, llm_dim=llm_dim, dtype=dtype, device=device)
 
 
 def create_model(
