@@ -161,14 +161,13 @@ def _weights(weights: list[Weight] | None):
 
 
 def _check_conditions(weight: Weight) -> None:
-    conditions = [weight] if isinstance(weight, int | float) else weight
-    for condition in conditions:
-        if isinstance(condition, int | float):
-            continue
+    if isinstance(weight, int | float):
+        return
+    for condition in weight if isinstance(weight, list) else [weight]:
         if not isinstance(condition, dict) or not isinstance(condition.get("value"), int | float):
             raise MixError(
-                f"weight condition {condition!r}: expected {{filter: substring, value: number}} "
-                "(gradients, i.e. lists of numbers, are not supported)"
+                f"weight {weight!r}: expected a number or a list of {{filter: substring, "
+                "value: number}} conditions (gradients, i.e. lists of numbers, are not supported)"
             )
 
 
