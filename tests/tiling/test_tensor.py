@@ -1,0 +1,114 @@
+"""tile_tensor / tile_batch against the SPHINX reference pipeline written out step by step."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sphinx_tiling import get_preset, tile, tile_batch, tile_tensor
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def reference_tensor(image: Image.Image, grid: int, stats=CLIP) -> torch.Tensor:
+    """Pad to square with the CLIP-mean colour, PIL bicubic resize, ToTensor, Normalize,
+    global view = torch bicubic interpolation of the normalised tensor, crops = slices."""
+    width, height = image.size
+    side = max(width, height)
+    square = Image.new("RGB", (side, side), (122, 116, 104))
+    square.paste(image, ((side - width) // 2, (side - height) // 2))
+    big = square.resize((224 * grid, 224 * grid), Image.Resampling.BICUBIC)
+    x = torch.from_numpy(np.array(big)).permute(2, 0, 1).contiguous().float().div(255)
+    if stats is not None:
+        mean = torch.tensor(stats[0]).view(3, 1, 1)
+        std = torch.tensor(stats[1]).view(3, 1, 1)
+        x = (x - mean) / std
+    x = x.unsqueeze(0)
+    if grid == 1:
+        return x
+    views = [F.interpolate(x, size=(224, 224), mode="bicubic", align_corners=False)]
+    for row in range(grid):
+        for col in range(grid):
+            views.append(x[:, :, row * 224 : (row + 1) * 224, col * 224 : (col + 1) * 224])
+    return torch.cat(views)
+
+
+@pytest.mark.parametrize(("preset", "grid"), [("sphinx", 1), ("sphinx-1k", 2), ("sphinx-2k", 3)])
+def test_tile_tensor_equals_the_reference_pipeline_on_photos(photo, preset, grid):
+    ours = tile_tensor(photo, preset)
+    expected = reference_tensor(photo, grid)
+    assert ours.shape == expected.shape == ((grid * grid + (grid > 1)), 3, 224, 224)
+    assert ours.dtype == torch.float32
+    assert torch.equal(ours, expected)
+
+
+@pytest.mark.parametrize(("normalize", "stats"), [("imagenet", IMAGENET), (None, None)])
+def test_other_normalisations(photos, normalize, stats):
+    image = photos["coffee"]
+    ours = tile_tensor(image, "sphinx-1k", normalize=normalize)
+    assert torch.equal(ours, reference_tensor(image, 2, stats))
+    if normalize is None:
+        assert float(ours[1:].min()) >= 0.0 and float(ours[1:].max()) <= 1.0
+
+
+def test_unknown_normalisation_is_refused():
+    with pytest.raises(ValueError, match=r"normalize='clip2'.*'imagenet'"):
+        tile_tensor(np.zeros((8, 8, 3), np.uint8), "sphinx", normalize="clip2")
+
+
+def test_tensor_crops_match_the_pil_views(photos):
+    # Same canvas: the crops of tile() and tile_tensor() hold the same pixels.
+    image = photos["rocket"]
+    pil_views = tile(image, "anyres-internvl").views
+    tensor = tile_tensor(image, "anyres-internvl", normalize=None)
+    assert tensor.shape[0] == len(pil_views)
+    for view, values in zip(pil_views[1:], tensor[1:], strict=True):
+        expected = torch.from_numpy(np.array(view)).permute(2, 0, 1).float() / 255
+        assert torch.equal(values, expected)
+
+
+def test_tile_batch_stacks_views_and_indexes_images(photos):
+    # Under anyres-internvl a square photo (2x2), a 2:1 page (1x2) and a 10:1 strip (1x6)
+    # get different numbers of views.
+    images = [photos["astronaut"], photos["page"], np.zeros((40, 400, 3), np.uint8)]
+    batch = tile_batch(images, "anyres-internvl")
+    counts = [layout.n_views for layout in batch.layouts]
+    assert counts == batch.views_per_image
+    assert len(set(counts)) > 1  # really a ragged batch
+    expected_index = [i for i, n in enumerate(counts) for _ in range(n)]
+    assert batch.image_index.tolist() == expected_index
+    assert batch.image_index.dtype == torch.long
+    assert batch.pixel_values.shape == (sum(counts), 3, 224, 224)
+    start = 0
+    for image, count in zip(images, counts, strict=True):
+        assert torch.equal(
+            batch.pixel_values[start : start + count], tile_tensor(image, "anyres-internvl")
+        )
+        start += count
+
+
+def test_tile_batch_sphinx_matches_reference(photos):
+    names = ["chelsea", "page"]
+    batch = tile_batch([photos[n] for n in names], "sphinx-1k")
+    expected = torch.cat([reference_tensor(photos[n].convert("RGB"), 2) for n in names])
+    assert torch.equal(batch.pixel_values, expected)
+    assert batch.image_index.tolist() == [0] * 5 + [1] * 5
+
+
+def test_custom_side_changes_the_view_size():
+    preset = get_preset("sphinx-1k", side=56)
+    out = tile_tensor(np.zeros((30, 90, 3), np.uint8), preset)
+    assert out.shape == (5, 3, 56, 56)
+
+
+@pytest.mark.gpu
+def test_batch_on_cuda_matches_cpu(photos):
+    images = [photos["coffee"], photos["astronaut"]]
+    cpu = tile_batch(images, "sphinx-2k")
+    gpu = tile_batch(images, "sphinx-2k", device="cuda")
+    assert gpu.pixel_values.device.type == "cuda"
+    assert torch.allclose(gpu.pixel_values.cpu(), cpu.pixel_values, atol=1e-5)
+    assert torch.equal(gpu.image_index.cpu(), cpu.image_index)
