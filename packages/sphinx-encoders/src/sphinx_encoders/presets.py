@@ -98,7 +98,7 @@ def _tiny_convnext() -> ConvNeXtConfig:
 
 
 def _tiny_dinov2() -> DinoV2Config:
-    return DinoV2Config(embed_dim=32, depth=2, num_heads=2)
+    return DinoV2Config(embed_dim=48, depth=2, num_heads=3)
 
 
 def _tiny_qformer() -> QFormerConfig:

@@ -1,0 +1,160 @@
+"""Each frozen wrapper against the wrapped library, called by hand with the same weights."""
+
+import timm
+import torch
+import torch.nn.functional as F
+from open_clip.transformer import VisionTransformer
+from torch import nn
+from transformers import Blip2Config, Blip2Model
+
+IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+
+def test_clip_tokens_match_open_clip_forward(tiny, views5):
+    backbone = tiny.patch_encoders["clip"]
+    cfg = backbone.config
+    peer = VisionTransformer(
+        image_size=224,
+        patch_size=cfg.patch_size,
+        width=cfg.width,
+        layers=cfg.layers,
+        heads=cfg.width // cfg.head_width,
+        mlp_ratio=cfg.mlp_ratio,
+        output_dim=cfg.output_dim,
+        output_tokens=True,
+    ).eval()
+    peer.load_state_dict(backbone.visual.state_dict())
+    ours = backbone(views5)
+    with torch.no_grad():
+        pooled, patch_tokens = peer(views5)
+    assert ours.shape == (5, 257, cfg.width)
+    torch.testing.assert_close(ours[:, 1:], patch_tokens)
+    # open_clip projects the normed CLS token; we keep it unprojected.
+    torch.testing.assert_close(ours[:, 0] @ peer.proj, pooled)
+
+
+def test_clip_tokens_match_the_reference_formula(tiny, views5):
+    visual = tiny.patch_encoders["clip"].visual
+    with torch.no_grad():
+        x = visual.conv1(views5).flatten(2).transpose(1, 2)
+        cls = visual.class_embedding.expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + visual.positional_embedding
+        x = visual.ln_post(visual.transformer(visual.ln_pre(x)))
+    torch.testing.assert_close(tiny.patch_encoders["clip"](views5), x)
+
+
+def test_convnext_resize_trunk_repeat_mean(tiny, views5):
+    backbone = tiny.patch_encoders["convnext"]
+    cfg = backbone.config
+    trunk = timm.create_model(
+        "convnext_xxlarge", pretrained=False, depths=cfg.depths, dims=cfg.dims, num_classes=0
+    ).eval()
+    trunk.load_state_dict(backbone.trunk.state_dict())
+    with torch.no_grad():
+        x = F.interpolate(views5.half().float(), size=(256, 256))  # nearest is the default
+        fmap = trunk.head.norm(trunk.forward_features(x))  # (5, C, 8, 8)
+        fmap = fmap.repeat_interleave(2, dim=-1).repeat_interleave(2, dim=-2)
+        tokens = fmap.flatten(-2).permute(0, 2, 1)
+        expected = torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1)
+    ours = backbone(views5)
+    assert ours.shape == (5, 257, cfg.dims[-1])
+    torch.testing.assert_close(ours, expected)
+    # each 8x8 cell covers a 2x2 block of the 16x16 grid
+    grid = ours[:, 1:].reshape(5, 16, 16, -1)
+    torch.testing.assert_close(grid[:, 4, 6], grid[:, 5, 7])
+
+
+def _dinov2_pos_embed(stored: torch.Tensor, grid: int) -> torch.Tensor:
+    """DINOv2's interpolation: bicubic with scale (grid + 0.1) / pretraining grid."""
+    side = int((stored.shape[1] - 1) ** 0.5)
+    patch = stored[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    scale = (grid + 0.1) / side
+    patch = F.interpolate(patch, scale_factor=(scale, scale), mode="bicubic", align_corners=False)
+    return torch.cat([stored[:, :1], patch.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)], 1)
+
+
+def test_dinov2_renormalisation_and_interpolated_positions(tiny, views5, clip_stats):
+    clip_mean, clip_std = clip_stats
+    backbone = tiny.patch_encoders["dinov2"]
+    cfg = backbone.config
+    peer = timm.create_model(
+        "vit_giant_patch14_dinov2",
+        pretrained=False,
+        embed_dim=cfg.embed_dim,
+        depth=cfg.depth,
+        num_heads=cfg.num_heads,
+        img_size=224,
+        num_classes=0,
+    ).eval()
+    state = backbone.vit.state_dict()
+    assert state["pos_embed"].shape == (1, 37 * 37 + 1, cfg.embed_dim)
+    state["pos_embed"] = _dinov2_pos_embed(state["pos_embed"], 16)
+    peer.load_state_dict(state)
+    with torch.no_grad():
+        imagenet = (views5 * clip_std + clip_mean - IMAGENET_MEAN) / IMAGENET_STD
+        expected = peer.forward_features(imagenet)
+    ours = backbone(views5)
+    assert ours.shape == (5, 257, cfg.embed_dim)
+    torch.testing.assert_close(ours, expected)
+
+
+def test_qformer_matches_blip2_get_qformer_features(tiny, views5):
+    backbone = tiny.query_encoder
+    cfg = backbone.config
+    blip2 = Blip2Model(
+        Blip2Config(
+            vision_config=dict(
+                hidden_size=cfg.vision_width,
+                intermediate_size=cfg.vision_mlp,
+                num_hidden_layers=cfg.vision_layers,
+                num_attention_heads=cfg.vision_heads,
+            ),
+            qformer_config=dict(
+                hidden_size=cfg.qformer_width,
+                intermediate_size=cfg.qformer_mlp,
+                num_hidden_layers=cfg.qformer_layers,
+                num_attention_heads=cfg.qformer_heads,
+            ),
+            text_config=dict(
+                model_type="opt",
+                hidden_size=16,
+                word_embed_proj_dim=16,
+                ffn_dim=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                vocab_size=64,
+            ),
+            num_query_tokens=32,
+        )
+    ).eval()
+    result = blip2.load_state_dict(backbone.state_dict(), strict=False)
+    assert not result.unexpected_keys
+    assert all(k.startswith(("language_", "lm_")) for k in result.missing_keys)
+    with torch.no_grad():
+        expected = blip2.get_qformer_features(pixel_values=views5)
+    ours = backbone(views5)
+    assert ours.shape == (5, 32, cfg.qformer_width)
+    torch.testing.assert_close(ours, expected)
+
+
+def test_backbones_stay_frozen_in_train_mode(tiny):
+    tiny.train()
+    try:
+        for name, backbone in tiny.backbones():
+            assert not any(m.training for m in backbone.modules()), name
+            assert not any(p.requires_grad for p in backbone.parameters()), name
+        assert tiny.visual_proj.training and tiny.qformer_proj.training
+    finally:
+        tiny.eval()
+
+
+def test_dropout_never_runs_in_frozen_backbones(tiny, views5):
+    tiny.train()
+    try:
+        first = tiny.query_encoder(views5[:2])
+        second = tiny.query_encoder(views5[:2])
+    finally:
+        tiny.eval()
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    assert isinstance(tiny.query_encoder.qformer.dropout, nn.Dropout)
