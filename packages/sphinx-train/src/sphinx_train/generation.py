@@ -142,7 +142,7 @@ def _answer(text: str, layout) -> GenerationResult:
     result.detections = [
         (detection.name, [to_pixels(box) for box in detection.boxes])
         for detection in parse_detections(text).detections
-        if detection.name
+        if detection.name and detection.boxes
     ]
     for name, point in parse_keypoints(text).keypoints.points.items():
         mapped = (
