@@ -69,6 +69,7 @@ def test_kosmos2_hand_computed():
     )
 
 
+@pytest.mark.slow  # importing transformers takes seconds
 def test_kosmos2_agrees_with_transformers():
     kosmos = pytest.importorskip("transformers.models.kosmos2.processing_kosmos2")
     for box in [

@@ -10,6 +10,7 @@ from sphinx_tasks import (
     Detection,
     Keypoints,
     Point,
+    convert_grounding,
     find_mentions,
     format_boxes,
     format_detections,
@@ -90,3 +91,27 @@ def test_parsers_never_raise(text):
     assert isinstance(parse_box_reference(text), Box)
     for fmt in GROUNDING_FORMATS:
         find_mentions(text, fmt)
+
+
+# Worst-case coordinate error after sphinx -> format -> sphinx (square image, so the frames
+# agree): the format's quantisation plus 0.005 for SPHINX's two decimals.
+QUANTISATION = {"qwen_vl": 0.001, "minigpt_v2": 0.01, "florence2": 0.001, "kosmos2": 1 / 32}
+
+
+@settings(deadline=None, max_examples=100)
+@given(
+    st.lists(st.tuples(names, st.lists(boxes(), min_size=1, max_size=3)), min_size=1, max_size=3),
+    st.sampled_from(sorted(QUANTISATION)),
+)
+def test_foreign_formats_round_trip(items, fmt):
+    text = format_detections([Detection(n, b) for n, b in items])
+    back = convert_grounding(
+        convert_grounding(text, "sphinx", fmt, (64, 64)), fmt, "sphinx", (64, 64)
+    )
+    result = parse_detections(back)
+    assert [d.name for d in result.detections] == [n.strip() for n, _ in items]
+    tolerance = QUANTISATION[fmt] + 0.005 + 1e-9
+    for detection, (_, originals) in zip(result.detections, items, strict=True):
+        assert len(detection.boxes) == len(originals)
+        for parsed, original in zip(detection.boxes, originals, strict=True):
+            assert close(parsed, original, tolerance)
