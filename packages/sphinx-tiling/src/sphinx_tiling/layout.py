@@ -26,8 +26,8 @@ VIEW_KINDS = ("global", "crop")
 class ClippedBox(tuple):
     """A box in a view's frame, clipped to [0, 1].
 
-    `clipped` is True when the box reached outside the view, `visible` False when nothing of
-    it is inside (it is then squashed onto the view's border).
+    `clipped` is True when the box reached outside the view; `visible` is False when it was
+    clipped to nothing (it lay outside the view and is squashed onto the border).
     """
 
     clipped: bool
@@ -176,11 +176,11 @@ class Layout:
     def box_to_view(self, box_sq, view_idx: int) -> ClippedBox:
         """Square frame -> view `view_idx`'s [0, 1] frame, clipped to the view."""
         coords = self._affine(tuple(box_sq), 4, *self._view_frame(view_idx), inverse=True)
-        x1, y1, x2, y2 = coords
-        clipped_coords = tuple(min(max(v, 0.0), 1.0) for v in coords)
-        clipped = clipped_coords != coords
-        visible = max(x1, x2) > 0 and min(x1, x2) < 1 and max(y1, y2) > 0 and min(y1, y2) < 1
-        return ClippedBox(clipped_coords, clipped, visible)
+        inside = tuple(min(max(v, 0.0), 1.0) for v in coords)
+        clipped = inside != coords
+        x1, y1, x2, y2 = inside
+        visible = not clipped or (x1 != x2 and y1 != y2)
+        return ClippedBox(inside, clipped, visible)
 
     def box_from_view(self, box_view, view_idx: int):
         """View `view_idx`'s [0, 1] frame -> square frame."""
