@@ -64,9 +64,18 @@ def _load(path: Path, keep: tuple[str, ...]) -> _Coco:
     return coco
 
 
-def _frame(image: dict, options: ConvertOptions) -> SquareFrame | Skip:
-    size = options.image_size(image["file_name"], image.get("width"), image.get("height"))
-    return size if isinstance(size, Skip) else SquareFrame(*size)
+def _annotated_images(
+    coco: _Coco, options: ConvertOptions, empty_reason: str
+) -> Iterator[tuple[dict, list[dict], SquareFrame] | Skip]:
+    """(image entry, its annotations, its square frame), or why the image is left out."""
+    yield from coco.skips
+    for image in coco.images:
+        annotations = coco.annotations.get(image["id"])
+        if not annotations:
+            yield Skip(empty_reason)
+            continue
+        size = options.image_size(image["file_name"], image.get("width"), image.get("height"))
+        yield size if isinstance(size, Skip) else (image, annotations, SquareFrame(*size))
 
 
 def coco_detection(path: Path, options: ConvertOptions) -> Iterator[Record | Skip]:
@@ -74,16 +83,11 @@ def coco_detection(path: Path, options: ConvertOptions) -> Iterator[Record | Ski
     coco = _load(path, ("bbox", "category_id"))
     if not coco.categories:
         raise ConversionError(f"{path}: no 'categories' list to name the boxes")
-    yield from coco.skips
-    for image in coco.images:
-        annotations = coco.annotations.get(image["id"])
-        if not annotations:
-            yield Skip("image without annotations")
+    for item in _annotated_images(coco, options, "image without annotations"):
+        if isinstance(item, Skip):
+            yield item
             continue
-        frame = _frame(image, options)
-        if isinstance(frame, Skip):
-            yield frame
-            continue
+        image, annotations, frame = item
         boxes_by_category: dict[int, list[Box]] = defaultdict(list)
         for annotation in annotations:
             if annotation["category_id"] not in coco.categories:
@@ -110,16 +114,11 @@ def coco_detection(path: Path, options: ConvertOptions) -> Iterator[Record | Ski
 def coco_keypoints(path: Path, options: ConvertOptions) -> Iterator[Record | Skip]:
     """Per image: "Detect all people", then the keypoints of each person in its box."""
     coco = _load(path, ("bbox", "keypoints", "num_keypoints"))
-    yield from coco.skips
-    for image in coco.images:
-        people = coco.annotations.get(image["id"])
-        if not people:
-            yield Skip("image without people")
+    for item in _annotated_images(coco, options, "image without people"):
+        if isinstance(item, Skip):
+            yield item
             continue
-        frame = _frame(image, options)
-        if isinstance(frame, Skip):
-            yield frame
-            continue
+        image, people, frame = item
         boxes = [square_box(frame, *person["bbox"]) for person in people]
         turns = [(ins.DETECT_PEOPLE, format_detections([("person", boxes)]))]
         for person, box in zip(people, boxes, strict=True):
@@ -148,19 +147,14 @@ def refcoco(path: Path, options: ConvertOptions) -> Iterator[Record | Skip]:
     """MDETR-style RefCOCO/+/g JSON: each image entry is one expression ("caption") and its
     annotations are the referred object; gives a REC record and, for one box, a REG record."""
     coco = _load(path, ("bbox",))
-    yield from coco.skips
-    for entry in coco.images:
+    for item in _annotated_images(coco, options, "expression without a box"):
+        if isinstance(item, Skip):
+            yield item
+            continue
+        entry, annotations, frame = item
         expression = entry.get("caption")
         if not isinstance(expression, str) or not expression.strip():
             yield Skip("entry without a referring expression")
-            continue
-        annotations = coco.annotations.get(entry["id"])
-        if not annotations:
-            yield Skip("expression without a box")
-            continue
-        frame = _frame(entry, options)
-        if isinstance(frame, Skip):
-            yield frame
             continue
         boxes = [square_box(frame, *a["bbox"]) for a in annotations]
         source = str(entry.get("dataset_name") or "refcoco").lower()
