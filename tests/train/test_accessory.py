@@ -1,0 +1,245 @@
+"""Converting reference (LLaMA2-Accessory) checkpoints: two model-parallel shards, `llma.` keys.
+
+The expectation is a Meta-style LLaMA forward written here from the reference description
+(interleaved complex-pair RoPE, RMSNorm, SwiGLU), run on the unsplit random weights.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from PIL import Image
+
+from sphinx_train import ConversionError, SphinxModel, SphinxSample, collate, convert_accessory
+
+DIM, LAYERS, HEADS, MULTIPLE_OF, EPS = 64, 2, 4, 32, 1e-5
+HIDDEN = 192  # int(2 * 4 * 64 / 3) = 170, rounded up to a multiple of 32
+COLUMN_PARALLEL = (
+    "attention.wq",
+    "attention.wk",
+    "attention.wv",
+    "feed_forward.w1",
+    "feed_forward.w3",
+)
+ROW_PARALLEL = ("attention.wo", "feed_forward.w2")
+
+
+def reference_weights(vocab: int, kv_heads: int) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(3)
+
+    def rand(*shape, scale=0.08):
+        return torch.randn(*shape, generator=generator) * scale
+
+    head_dim = DIM // HEADS
+    weights = {"tok_embeddings.weight": rand(vocab, DIM, scale=1.0)}
+    for i in range(LAYERS):
+        weights |= {
+            f"layers.{i}.attention.wq.weight": rand(HEADS * head_dim, DIM),
+            f"layers.{i}.attention.wk.weight": rand(kv_heads * head_dim, DIM),
+            f"layers.{i}.attention.wv.weight": rand(kv_heads * head_dim, DIM),
+            f"layers.{i}.attention.wo.weight": rand(DIM, HEADS * head_dim),
+            f"layers.{i}.feed_forward.w1.weight": rand(HIDDEN, DIM),
+            f"layers.{i}.feed_forward.w2.weight": rand(DIM, HIDDEN),
+            f"layers.{i}.feed_forward.w3.weight": rand(HIDDEN, DIM),
+            f"layers.{i}.attention_norm.weight": 1 + rand(DIM, scale=0.1),
+            f"layers.{i}.ffn_norm.weight": 1 + rand(DIM, scale=0.1),
+        }
+    weights["norm.weight"] = 1 + rand(DIM, scale=0.1)
+    weights["output.weight"] = rand(vocab, DIM)
+    return weights
+
+
+def split_dim(key: str) -> int | None:
+    """The model-parallel split rule of the reference code."""
+    if key == "tok_embeddings.weight":
+        return 1
+    if key == "output.weight" or any(f".{name}." in key for name in COLUMN_PARALLEL):
+        return 0
+    if any(f".{name}." in key for name in ROW_PARALLEL):
+        return 1
+    return None
+
+
+def write_reference_checkpoint(
+    folder, llm, vision, tokenizer_file, llama_type="llama_ens5", kv_heads=None
+):
+    folder.mkdir()
+    shards = [{}, {}]
+    for key, tensor in {**llm, **vision}.items():
+        dim = split_dim(key) if key in llm else None
+        pieces = [tensor, tensor] if dim is None else tensor.chunk(2, dim=dim)
+        for shard, piece in zip(shards, pieces, strict=True):
+            shard["llma." + key] = piece.clone()
+    for rank, shard in enumerate(shards):
+        torch.save({"model": shard}, folder / f"consolidated.{rank:02d}-of-02.model.pth")
+    args = {
+        "dim": DIM,
+        "n_layers": LAYERS,
+        "n_heads": HEADS,
+        "multiple_of": MULTIPLE_OF,
+        "norm_eps": EPS,
+    }
+    if kv_heads is not None:
+        args["n_kv_heads"] = kv_heads
+    (folder / "config.json").write_text(json.dumps(args))
+    (folder / "meta.json").write_text(json.dumps({"llama_type": llama_type}))
+    shutil.copyfile(tokenizer_file, folder / "tokenizer.model")
+
+
+def rms_norm(x, weight):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + EPS) * weight
+
+
+def rotate_interleaved(x, positions):
+    """Meta RoPE: consecutive channel pairs are complex numbers rotated by position * freq."""
+    head_dim = x.shape[-1]
+    freqs = 1.0 / (10000.0 ** (torch.arange(0, head_dim, 2).float() / head_dim))
+    angles = torch.outer(positions.float(), freqs)
+    rotation = torch.polar(torch.ones_like(angles), angles)[:, None, :]
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], head_dim // 2, 2))
+    return torch.view_as_real(pairs * rotation).flatten(-2)
+
+
+def meta_llama_logits(w, embeds, kv_heads):
+    """Logits of a Meta-style LLaMA for one sequence of input embeddings (T, DIM)."""
+    length, head_dim = embeds.shape[0], DIM // HEADS
+    positions = torch.arange(length)
+    causal = torch.ones(length, length, dtype=torch.bool).tril()
+    h = embeds
+    for i in range(LAYERS):
+        x = rms_norm(h, w[f"layers.{i}.attention_norm.weight"])
+        q = (x @ w[f"layers.{i}.attention.wq.weight"].T).view(length, HEADS, head_dim)
+        k = (x @ w[f"layers.{i}.attention.wk.weight"].T).view(length, kv_heads, head_dim)
+        v = (x @ w[f"layers.{i}.attention.wv.weight"].T).view(length, kv_heads, head_dim)
+        q, k = rotate_interleaved(q, positions), rotate_interleaved(k, positions)
+        k = k.repeat_interleave(HEADS // kv_heads, dim=1)
+        v = v.repeat_interleave(HEADS // kv_heads, dim=1)
+        scores = torch.einsum("qhd,khd->hqk", q, k) / head_dim**0.5
+        attention = scores.masked_fill(~causal, float("-inf")).softmax(-1)
+        out = torch.einsum("hqk,khd->qhd", attention, v).reshape(length, DIM)
+        h = h + out @ w[f"layers.{i}.attention.wo.weight"].T
+        x = rms_norm(h, w[f"layers.{i}.ffn_norm.weight"])
+        gate = torch.nn.functional.silu(x @ w[f"layers.{i}.feed_forward.w1.weight"].T)
+        h = (
+            h
+            + (gate * (x @ w[f"layers.{i}.feed_forward.w3.weight"].T))
+            @ w[f"layers.{i}.feed_forward.w2.weight"].T
+        )
+    return rms_norm(h, w["norm.weight"]) @ w["output.weight"].T
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder():
+    from sphinx_encoders import create_encoder
+
+    torch.manual_seed(5)
+    return create_encoder("sphinx-tiny", llm_dim=DIM).eval()
+
+
+@pytest.fixture(scope="module")
+def vocab(sentencepiece_file):
+    from sphinx_train import SentencePieceTokenizer
+
+    return SentencePieceTokenizer(sentencepiece_file).vocab_size
+
+
+@pytest.mark.parametrize("kv_heads", [None, 2])
+def test_converted_model_matches_the_reference_forward(
+    tmp_path, sentencepiece_file, tiny_encoder, vocab, kv_heads
+):
+    llm = reference_weights(vocab, kv_heads or HEADS)
+    source = tmp_path / "reference"
+    write_reference_checkpoint(
+        source, llm, tiny_encoder.reference_state_dict(), sentencepiece_file, kv_heads=kv_heads
+    )
+    convert_accessory(source, tmp_path / "ours", encoder="sphinx-tiny")
+    model = SphinxModel.from_pretrained(tmp_path / "ours")
+    assert model.config.tiling == "sphinx-1k"  # llama_type llama_ens5
+
+    tokens = model.tokenizer.encode("### Human: What is it?\n### Assistant: A cat.")
+    tokens = [model.tokenizer.bos_id, *tokens]
+    with torch.no_grad():
+        expected = meta_llama_logits(llm, llm["tok_embeddings.weight"][tokens], kv_heads or HEADS)
+        got = model.llm(torch.tensor([tokens])).logits[0]
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+    image = Image.new("RGB", (300, 180), (30, 90, 220))
+    pixels = model.image_views(image)[0]
+    assert pixels.shape[0] == 5
+    index = torch.zeros(5, dtype=torch.long)
+    with torch.no_grad():
+        image_tokens = tiny_encoder(pixels, index).embeds[0]
+        torch.testing.assert_close(model.encoder(pixels, index).embeds[0], image_tokens)
+        embed = llm["tok_embeddings.weight"]
+        sequence = torch.cat([embed[tokens[:1]], image_tokens, embed[tokens[1:]]])
+        expected = meta_llama_logits(llm, sequence, kv_heads or HEADS)
+        got = model(collate([SphinxSample(tokens, pixel_values=pixels)])).logits[0]
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("llama_type", "tiling"), [("llama_ens", "sphinx"), ("llama_ens10", "sphinx-2k")]
+)
+def test_llama_type_picks_the_tiling(
+    tmp_path, sentencepiece_file, tiny_encoder, vocab, llama_type, tiling
+):
+    source = tmp_path / "reference"
+    write_reference_checkpoint(
+        source,
+        reference_weights(vocab, HEADS),
+        tiny_encoder.reference_state_dict(),
+        sentencepiece_file,
+        llama_type,
+    )
+    out = convert_accessory(source, tmp_path / "ours", encoder="sphinx-tiny")
+    assert json.loads((out / "config.json").read_text())["tiling"] == tiling
+
+
+def _broken_checkpoint(tmp_path, sentencepiece_file, tiny_encoder, vocab, edit):
+    llm = reference_weights(vocab, HEADS)
+    vision = tiny_encoder.reference_state_dict()
+    changed = edit(llm, vision)
+    llama_type = changed if isinstance(changed, str) else "llama_ens"
+    source = tmp_path / "reference"
+    write_reference_checkpoint(source, llm, vision, sentencepiece_file, llama_type)
+    return source
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda llm, vision: llm.update({"layers.0.attention.wz.weight": torch.zeros(4, 4)}),
+            "unknown key llma.layers.0.attention.wz",
+        ),
+        (
+            lambda llm, vision: llm.update(
+                {"layers.1.feed_forward.w1.weight": torch.zeros(160, DIM)}
+            ),
+            "mlp.gate_proj.weight: merged shape",
+        ),
+        (lambda llm, vision: llm.pop("layers.1.ffn_norm.weight"), "lacks LLM weights"),
+        (lambda llm, vision: vision.pop("end_img"), "end_img"),
+        (lambda llm, vision: "llama_ens_light", "llama_type 'llama_ens_light' is not supported"),
+    ],
+    ids=["unknown-key", "wrong-shape", "missing-llm-key", "missing-vision-key", "llama-type"],
+)
+def test_bad_checkpoints_fail_clearly_and_write_nothing(
+    tmp_path, sentencepiece_file, tiny_encoder, vocab, edit, message
+):
+    source = _broken_checkpoint(tmp_path, sentencepiece_file, tiny_encoder, vocab, edit)
+    with pytest.raises(ValueError, match=message):
+        convert_accessory(source, tmp_path / "ours", encoder="sphinx-tiny")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reference"]
+
+
+def test_missing_shard_is_reported(tmp_path, sentencepiece_file, tiny_encoder, vocab):
+    source = _broken_checkpoint(
+        tmp_path, sentencepiece_file, tiny_encoder, vocab, lambda llm, vision: None
+    )
+    (source / "consolidated.01-of-02.model.pth").unlink()
+    with pytest.raises(ConversionError, match=r"shards \[1\] of 2 are missing"):
+        convert_accessory(source, tmp_path / "ours", encoder="sphinx-tiny")
