@@ -80,5 +80,5 @@ def test_failed_save_keeps_the_previous_folder(saved, tmp_path, monkeypatch):
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
         SphinxModel.from_pretrained(tmp_path)
