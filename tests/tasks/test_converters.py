@@ -285,3 +285,30 @@ def test_unknown_format_and_missing_source():
 def test_wrong_file_layout_is_named():
     with pytest.raises(ConversionError, match="not a COCO annotation file"):
         run("gqa/val_balanced_questions.json", "coco-detection")
+
+
+def test_refcoco_refs_with_instances():
+    records, skips = run(
+        "refcoco_refs/refs_unc.json",
+        "refcoco-refs",
+        annotations=FIXTURES / "refcoco_refs/instances.json",
+        split="train",
+        source_name="refcoco",
+    )
+    assert skips == [
+        "ref outside split 'train'",
+        "ref whose annotation or image is not in the instances file",
+    ]
+    rec, reg = records
+    assert rec["image"] == "COCO_train2014_000000581857.jpg"
+    prefix = "Please provide the bounding box coordinate of the region this sentence describes: "
+    assert turns(rec) == [
+        (f"<image>\n{prefix}the lady with the blue shirt.", f"[{DOG_1}]"),
+        (f"{prefix}lady.", f"[{DOG_1}]"),
+    ]
+    assert turns(reg) == [
+        (
+            f"<image>\nPlease provide a short description for this region: [{DOG_1}]",
+            "the lady with the blue shirt",
+        )
+    ]

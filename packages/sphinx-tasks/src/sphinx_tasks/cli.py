@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument(
         "--annotations",
         type=Path,
-        help="answers file for vqav2/okvqa (SOURCE is then the questions file)",
+        help="vqav2/okvqa: the answers file (SOURCE is the questions file); "
+        "refcoco-refs: the COCO instances file with the boxes",
     )
     conv.add_argument(
         "--image-data", type=Path, help="Visual Genome image_data.json (image sizes and paths)"
@@ -62,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=10,
         help="most question/answer rounds per record (default 10)",
+    )
+    conv.add_argument("--split", help="keep only this split (refcoco-refs: train, val, testA, ...)")
+    conv.add_argument(
+        "--source-name",
+        help='the "source" field for refcoco-refs records (refcoco, refcoco+, refcocog)',
     )
     conv.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     commands.add_parser("formats", help="list the dataset formats convert understands")
@@ -83,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         image_data=args.image_data,
         class_names=args.class_names,
         max_turns=args.max_turns,
+        split=args.split,
+        source_name=args.source_name,
     )
     try:
         summary = convert(

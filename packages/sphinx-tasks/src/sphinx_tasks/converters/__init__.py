@@ -11,7 +11,7 @@ from os import PathLike
 from pathlib import Path
 
 from .base import ConversionError, Converter, ConvertOptions, Record, Skip, Summary
-from .coco import coco_detection, coco_keypoints, refcoco
+from .coco import coco_detection, coco_keypoints, refcoco, refcoco_refs
 from .grounding import flickr30k_entities, visual_genome_relations
 from .jsonstream import JsonStreamError, iter_array, iter_json, iter_object
 from .simple import image_folder, llava_instruct
@@ -22,6 +22,7 @@ CONVERTERS: dict[str, Converter] = {
     "coco-detection": coco_detection,
     "coco-keypoints": coco_keypoints,
     "refcoco": refcoco,
+    "refcoco-refs": refcoco_refs,
     "vqav2": vqav2,
     "okvqa": okvqa,
     "aokvqa": aokvqa,

@@ -36,6 +36,8 @@ class ConvertOptions:
     image_data: Visual Genome image_data.json (sizes and paths).
     class_names: ImageNet-style class name map (JSON object or "wnid name, ..." lines).
     max_turns: most question/answer rounds in one record.
+    split: keep only items of this split, for files that mark one (refcoco-refs).
+    source_name: the "source" written in records, for formats shared by several datasets.
     """
 
     image_prefix: str = ""
@@ -44,6 +46,8 @@ class ConvertOptions:
     image_data: Path | None = None
     class_names: Path | None = None
     max_turns: int = 10
+    split: str | None = None
+    source_name: str | None = None
 
     def image_path(self, relative: str) -> str:
         return posixpath.join(self.image_prefix, relative) if self.image_prefix else relative

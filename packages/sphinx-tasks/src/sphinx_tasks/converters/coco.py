@@ -11,7 +11,7 @@ from .. import instructions as ins
 from ..geometry import Box, Keypoints, Point, SquareFrame
 from ..textformat import format_boxes, format_detections, format_keypoints
 from .base import ConversionError, ConvertOptions, Record, Skip, chunks, record, square_box
-from .jsonstream import iter_json
+from .jsonstream import iter_array, iter_json
 
 
 @dataclass
@@ -165,3 +165,56 @@ def refcoco(path: Path, options: ConvertOptions) -> Iterator[Record | Skip]:
         )
         if len(boxes) == 1:
             yield record(image_path, [(ins.reg_instruction(boxes[0]), expression)], "reg", source)
+
+
+def _instances_by_id(path: Path) -> tuple[dict, dict]:
+    """image id -> image entry and annotation id -> annotation, from a COCO instances file."""
+    images, annotations = {}, {}
+    for key, value in iter_json(path, stream=("images", "annotations")):
+        if not isinstance(value, dict) or "id" not in value:
+            continue
+        if key == "images":
+            images[value["id"]] = value
+        elif key == "annotations" and _usable_bbox(value.get("bbox")):
+            annotations[value["id"]] = {"bbox": value["bbox"], "image_id": value.get("image_id")}
+    return images, annotations
+
+
+def refcoco_refs(path: Path, options: ConvertOptions) -> Iterator[Record | Skip]:
+    """refer-toolkit refs exported to JSON (a list of refs with "sentences" and "ann_id"), with
+    the boxes and sizes from the COCO instances file given as --annotations. One record per
+    ref: its expressions as REC rounds; plus a REG record from its first expression."""
+    if options.annotations is None:
+        raise ConversionError("refcoco-refs: pass the COCO instances.json with --annotations")
+    images, annotations = _instances_by_id(options.annotations)
+    for ref in iter_array(path):
+        if not isinstance(ref, dict) or "ann_id" not in ref:
+            yield Skip("ref without ann_id")
+            continue
+        if options.split is not None and ref.get("split") != options.split:
+            yield Skip(f"ref outside split {options.split!r}")
+            continue
+        annotation = annotations.get(ref["ann_id"])
+        image = images.get(annotation["image_id"]) if annotation else None
+        if image is None or "file_name" not in image:
+            yield Skip("ref whose annotation or image is not in the instances file")
+            continue
+        expressions = [
+            s["sent"].strip()
+            for s in ref.get("sentences", [])
+            if isinstance(s, dict) and isinstance(s.get("sent"), str) and s["sent"].strip()
+        ]
+        if not expressions:
+            yield Skip("ref without expressions")
+            continue
+        size = options.image_size(image["file_name"], image.get("width"), image.get("height"))
+        if isinstance(size, Skip):
+            yield size
+            continue
+        box = square_box(SquareFrame(*size), *annotation["bbox"])
+        image_path = options.image_path(image["file_name"])
+        source = options.source_name or "refcoco"
+        rounds = [(ins.rec_instruction(e), format_boxes([box])) for e in expressions]
+        for turns in chunks(rounds, options.max_turns):
+            yield record(image_path, turns, "rec", source)
+        yield record(image_path, [(ins.reg_instruction(box), expressions[0])], "reg", source)
