@@ -312,3 +312,28 @@ def test_refcoco_refs_with_instances():
             "the lady with the blue shirt",
         )
     ]
+
+
+def test_vqa_image_folder_from_file_name_when_subtype_comes_late(tmp_path):
+    questions = tmp_path / "OpenEnded_mscoco_train2014_questions.json"
+    questions.write_text(
+        '{"questions": [{"image_id": 5, "question": "Why?", "question_id": 50}], "data_subtype": "train2014"}'
+    )
+    answers = tmp_path / "answers.json"
+    answers.write_text('{"annotations": [{"question_id": 50, "answers": [{"answer": "rain"}]}]}')
+    records = list(iter_records(questions, "okvqa", ConvertOptions(annotations=answers)))
+    assert [r["image"] for r in records] == ["COCO_train2014_000000000005.jpg"]
+    unnamed = tmp_path / "q.json"
+    unnamed.write_text(questions.read_text())
+    with pytest.raises(ConversionError, match="data_subtype"):
+        list(iter_records(unnamed, "okvqa", ConvertOptions(annotations=answers)))
+
+
+def test_options_from_json_mapping():
+    options = ConvertOptions.from_dict(
+        {"image_prefix": "coco", "annotations": "a.json", "max_turns": 3}
+    )
+    assert options.annotations == Path("a.json") and options.max_turns == 3
+    assert options.image_path("x.jpg") == "coco/x.jpg"
+    with pytest.raises(ConversionError, match="unknown keys \\['turns'\\]"):
+        ConvertOptions.from_dict({"turns": 3})

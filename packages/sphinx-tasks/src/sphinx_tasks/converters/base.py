@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,19 @@ class ConvertOptions:
     max_turns: int = 10
     split: str | None = None
     source_name: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ConvertOptions:
+        """From a parsed JSON/YAML mapping; path options may be strings."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConversionError(
+                f"convert options: unknown keys {unknown}; expected some of {sorted(known)}"
+            )
+        paths = {"image_root", "annotations", "image_data", "class_names"}
+        values = {k: Path(v) if k in paths and v is not None else v for k, v in data.items()}
+        return cls(**values)
 
     def image_path(self, relative: str) -> str:
         return posixpath.join(self.image_prefix, relative) if self.image_prefix else relative

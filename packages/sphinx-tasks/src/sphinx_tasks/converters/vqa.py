@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,7 +37,9 @@ def _vqa(path: Path, options: ConvertOptions, source: str) -> Iterator[Record | 
             f"{source}: pass the answers file with --annotations (SOURCE is the questions file)"
         )
     answers = _vqa_answers(options.annotations)
-    subtype = None
+    # The image folder ("val2014"): from the file's data_subtype, else from its name.
+    named = re.search(r"(train|val|test)\d{4}", path.name)
+    subtype = named.group(0) if named else None
     for key, value in iter_json(path, stream=("questions",)):
         if key == "data_subtype":
             subtype = value
@@ -44,7 +47,7 @@ def _vqa(path: Path, options: ConvertOptions, source: str) -> Iterator[Record | 
             continue
         if subtype is None:
             raise ConversionError(
-                f"{path}: 'data_subtype' (e.g. train2014) must come before 'questions'"
+                f"{path}: no 'data_subtype' (e.g. train2014) before 'questions', nor one in the file name"
             )
         if not isinstance(value, dict) or not all(
             k in value for k in ("question_id", "image_id", "question")
