@@ -13,7 +13,7 @@ a tuple in gives a tuple of floats out, an array of shape (..., 4) or (..., 2) a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,13 +51,7 @@ class ViewGeometry:
     box: tuple[float, float, float, float]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "kind": self.kind,
-            "row": self.row,
-            "col": self.col,
-            "box": list(self.box),
-        }
+        return {**asdict(self), "box": list(self.box)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ViewGeometry:

@@ -1,0 +1,161 @@
+"""Images per second, decoded image -> normalised (5, 3, 224, 224) views, for sphinx-1k.
+
+Compares, in one process on the same photos (scikit-image), with rounds interleaved so
+that background load hits every pipeline alike:
+
+* sphinx-tiling: `tile_tensor` one image at a time, and `tile_batch` over the set;
+* the reference-style pipeline: pad to square, torchvision Resize(448, bicubic), ToTensor,
+  Normalize, torch bicubic interpolation to 224 for the global view, slices for the crops;
+* transformers' LLaVA-NeXT image processor, slow (PIL) and fast (torchvision), set up to
+  give the same views: one 448x448 candidate, a 224 global view and four 224 crops.
+
+Run: uv run --group bench python benchmarks/tiling/bench_sphinx_1k.py [--rounds N]
+Writes the markdown table to benchmarks/results/tiling.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision.transforms as T
+from PIL import Image
+from skimage import data
+from tqdm import tqdm
+from transformers.models.llava_next.image_processing_llava_next import LlavaNextImageProcessor
+from transformers.models.llava_next.image_processing_pil_llava_next import (
+    LlavaNextImageProcessorPil,
+)
+
+from sphinx_tiling import tile_batch, tile_tensor
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "page", "rocket")
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "tiling.md"
+
+
+def reference_style():
+    """The SPHINX reference recipe with plain torchvision / torch calls."""
+    fill = tuple(int(m * 255) for m in CLIP_MEAN)
+    to_views = T.Compose(
+        [
+            T.Resize(448, interpolation=T.InterpolationMode.BICUBIC),
+            T.ToTensor(),
+            T.Normalize(CLIP_MEAN, CLIP_STD),
+        ]
+    )
+
+    def pad(image):
+        width, height = image.size
+        if width == height:
+            return image
+        side = max(width, height)
+        square = Image.new(image.mode, (side, side), fill)
+        square.paste(image, ((side - width) // 2, (side - height) // 2))
+        return square
+
+    def run(images):
+        out = []
+        for image in images:
+            x = to_views(pad(image)).unsqueeze(0)
+            views = [F.interpolate(x, size=(224, 224), mode="bicubic", align_corners=False)]
+            views += [x[..., r : r + 224, c : c + 224] for r in (0, 224) for c in (0, 224)]
+            out.append(torch.cat(views))
+        return out
+
+    return run
+
+
+def hf_processor(cls):
+    processor = cls(
+        image_grid_pinpoints=[[448, 448]],
+        size={"shortest_edge": 224},
+        crop_size={"height": 224, "width": 224},
+        image_mean=CLIP_MEAN,
+        image_std=CLIP_STD,
+    )
+
+    def run(images):
+        return [
+            processor(images=[image], return_tensors="pt")["pixel_values"][0] for image in images
+        ]
+
+    return run
+
+
+def ours_single(images):
+    return [tile_tensor(image, "sphinx-1k") for image in images]
+
+
+def ours_batch(images):
+    return tile_batch(images, "sphinx-1k").pixel_values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15, help="timed rounds per pipeline")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="markdown file to write")
+    args = parser.parse_args()
+
+    images = [Image.fromarray(getattr(data, name)()).convert("RGB") for name in PHOTOS]
+    pipelines = {
+        "sphinx-tiling `tile_tensor`": ours_single,
+        "sphinx-tiling `tile_batch`": ours_batch,
+        "reference-style (torchvision + torch)": reference_style(),
+        "HF LLaVA-NeXT processor, slow (PIL)": hf_processor(LlavaNextImageProcessorPil),
+        "HF LLaVA-NeXT processor, fast (torchvision)": hf_processor(LlavaNextImageProcessor),
+    }
+
+    reference = torch.stack(pipelines["reference-style (torchvision + torch)"](images))
+    identical = torch.equal(torch.stack(ours_single(images)), reference) and torch.equal(
+        ours_batch(images), reference.flatten(0, 1)
+    )
+    for run in pipelines.values():  # warm-up
+        run(images)
+
+    seconds: dict[str, list[float]] = {name: [] for name in pipelines}
+    for _ in tqdm(range(args.rounds), desc="rounds"):
+        for name, run in pipelines.items():
+            start = time.perf_counter()
+            run(images)
+            seconds[name].append(time.perf_counter() - start)
+
+    rate = {name: len(images) / statistics.median(times) for name, times in seconds.items()}
+    base = rate["reference-style (torchvision + torch)"]
+    fast_hf = rate["HF LLaVA-NeXT processor, fast (torchvision)"]
+    machine = (
+        f"{os.cpu_count()}-core CPU, no GPU ({platform.machine()}), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch threads"
+    )
+    lines = [
+        f"sphinx-1k, {len(images)} scikit-image photos ({', '.join(PHOTOS)}), decoded PIL image "
+        f"-> normalised (5, 3, 224, 224) tensor; median of {args.rounds} rounds. Machine: {machine}.",
+        "",
+        "| pipeline | images/s | vs reference-style | vs HF fast |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, value in rate.items():
+        lines.append(f"| {name} | {value:.1f} | {value / base:.2f}x | {value / fast_hf:.2f}x |")
+    lines += [
+        "",
+        f"sphinx-tiling output bit-identical to the reference-style pipeline: {identical}.",
+    ]
+    table = "\n".join(lines) + "\n"
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
+    with os.fdopen(handle, "w") as stream:
+        stream.write(table)
+    os.replace(temp, args.out)
+
+
+if __name__ == "__main__":
+    main()
