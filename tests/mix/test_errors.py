@@ -175,7 +175,7 @@ def test_interrupted_run_leaves_nothing_and_keeps_the_old_output(tmp_path, kit, 
     a, b = _pair(kit)
     old = linear([a, b], out=tmp_path / "out", progress=False)
     before = _files_under(tmp_path)
-    original = engine_module._compute
+    original = engine_module._combine
     calls = []
 
     def interrupt_midway(*args):
@@ -184,7 +184,7 @@ def test_interrupted_run_leaves_nothing_and_keeps_the_old_output(tmp_path, kit, 
             raise KeyboardInterrupt
         return original(*args)
 
-    monkeypatch.setattr(engine_module, "_compute", interrupt_midway)
+    monkeypatch.setattr(engine_module, "_combine", interrupt_midway)
     with pytest.raises(KeyboardInterrupt):
         linear([a, b], beta=0.9, out=old, overwrite=True, progress=False)
     assert _files_under(tmp_path) == before

@@ -29,16 +29,15 @@ class Combiner:
     ) -> torch.Tensor:
         flat_out = out.view(-1)
         flats = [tensor.reshape(-1) for tensor in tensors]
-        acc, term, _ = self._buffers
+        acc = self._buffers[0]
         for start in range(0, flat_out.numel(), self.chunk):
             stop = min(start + self.chunk, flat_out.numel())
-            size = stop - start
-            total, piece = acc[:size], term[:size]
+            total = acc[: stop - start]
             total.copy_(flats[0][start:stop])
             total.mul_(weights[0])
             for flat, weight in zip(flats[1:], weights[1:], strict=True):
-                piece.copy_(flat[start:stop])
-                total.add_(piece, alpha=weight)
+                # mixed-dtype in-place add: the source is widened on the fly, no extra pass
+                total.add_(flat[start:stop].to(self.device), alpha=weight)
             flat_out[start:stop].copy_(total)
         return out
 
@@ -60,8 +59,7 @@ class Combiner:
             anchor.copy_(flat_base[start:stop])
             total.copy_(anchor)
             for flat, scale in zip(flats, scales, strict=True):
-                piece.copy_(flat[start:stop])
-                piece.sub_(anchor)
+                torch.sub(flat[start:stop].to(self.device), anchor, out=piece)
                 total.add_(piece, alpha=scale)
             flat_out[start:stop].copy_(total)
         return out

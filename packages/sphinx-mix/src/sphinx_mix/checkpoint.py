@@ -1,7 +1,8 @@
 """Opening checkpoints of every supported layout behind one small interface.
 
 A checkpoint exposes its keys, each tensor's dtype and shape without reading data, and
-the tensor itself on demand. Safetensors files are memory-mapped; torch ``.bin``/``.pth``
+the tensor itself on demand. Safetensors tensors are read one at a time at their offsets
+(into reusable buffers when streaming); torch ``.bin``/``.pth``
 files are loaded with ``weights_only=True, mmap=True`` so their storages stay on disk
 until touched. The reference SPHINX layout (``consolidated.XX-of-YY.model.pth``) opens as
 a :class:`ShardedReference` holding one checkpoint per model-parallel rank.
@@ -29,7 +30,7 @@ Source = str | os.PathLike[str] | Mapping[str, torch.Tensor]
 
 
 class Checkpoint:
-    """Tensors by name; ``get`` returns a view that is read from disk only when used."""
+    """Tensors by name, with dtypes and shapes known before any data is read."""
 
     def __init__(self, label: str, weight_files: list[Path], folder: Path | None = None):
         self.label = label
@@ -52,8 +53,19 @@ class Checkpoint:
     def get(self, key: str) -> torch.Tensor:
         raise NotImplementedError
 
+    def read(self, key: str, buffer: torch.Tensor | None) -> torch.Tensor:
+        """The tensor, read into ``buffer`` (uint8, large enough) where the format allows."""
+        return self.get(key)
+
+    @property
+    def reads_into_buffers(self) -> bool:
+        return False
+
     def prefetch(self, key: str) -> None:
-        """Hint that ``key`` is needed next; a no-op where the format gives no way to."""
+        """Hint that ``key`` is needed soon; a no-op where the format gives no way to."""
+
+    def close(self) -> None:
+        """Release open files."""
 
     def extra_files(self) -> list[Path]:
         """Files of a model folder that are not weights (config, tokenizer, ...)."""
@@ -69,9 +81,11 @@ class Checkpoint:
 class SafetensorsCheckpoint(Checkpoint):
     def __init__(self, label: str, files: list[Path], folder: Path | None = None, index=None):
         super().__init__(label, files + ([index] if index else []), folder)
+        self._files: list[SafetensorsFile] = []
         self._owner: dict[str, SafetensorsFile] = {}
         for path in files:
             opened = SafetensorsFile(path)
+            self._files.append(opened)
             for key, info in opened.tensors.items():
                 if key in self._owner:
                     raise MixError(f"{path}: key {key!r} also appears in {self._owner[key].path}")
@@ -81,8 +95,21 @@ class SafetensorsCheckpoint(Checkpoint):
     def get(self, key: str) -> torch.Tensor:
         return self._owner[key].get(key)
 
+    def read(self, key: str, buffer: torch.Tensor | None) -> torch.Tensor:
+        if buffer is None:
+            return self.get(key)
+        return self._owner[key].read_into(key, buffer)
+
+    @property
+    def reads_into_buffers(self) -> bool:
+        return True
+
     def prefetch(self, key: str) -> None:
         self._owner[key].prefetch(key)
+
+    def close(self) -> None:
+        for opened in self._files:
+            opened.close()
 
 
 class StateDictCheckpoint(Checkpoint):
@@ -115,6 +142,10 @@ class ShardedReference:
 
     def extra_files(self) -> list[Path]:
         return self.ranks[0].extra_files()
+
+    def close(self) -> None:
+        for rank in self.ranks:
+            rank.close()
 
 
 def open_checkpoint(source: Source) -> Checkpoint | ShardedReference:

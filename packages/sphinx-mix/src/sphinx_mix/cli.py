@@ -53,6 +53,11 @@ def _add_options(parser: argparse.ArgumentParser, with_output: bool = True) -> N
         "--overwrite", action="store_true", default=None, help="replace an existing output folder"
     )
     group.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads for the arithmetic (default 1; it is memory-bound)",
+    )
+    group.add_argument(
         "--no-progress",
         dest="progress",
         action="store_false",
@@ -159,6 +164,7 @@ _OPTION_NAMES = (
     "hash_inputs",
     "overwrite",
     "progress",
+    "threads",
 )
 
 

@@ -1,10 +1,9 @@
 """The streaming loop shared by every operation.
 
-Tensors are visited one key at a time: the sources' tensors for that key are memory-mapped
-views, the arithmetic runs in slices, and the result is handed to a writer thread while the
-next key is computed. The kernel is asked to read the next key's pages ahead meanwhile, and
-input files are hashed in another thread. Peak memory is about one output tensor in flight
-per writer slot plus the pages the kernel keeps cached, never a whole model.
+Keys are visited one at a time: a reader thread reads the next key's tensors into reusable
+buffers, the main thread mixes the current one in slices into a reusable output buffer, and
+a writer thread writes the previous one; input files are hashed in another thread. Peak
+memory is a couple of tensors per source plus three output tensors, never a whole model.
 """
 
 from __future__ import annotations
@@ -31,9 +30,13 @@ from .output import (
     atomic_folder,
     copy_extra_files,
 )
+from .pipeline import BufferRing, ReadAhead
 from .plan import KeyPlan, plan_keys
 
 _PLACEHOLDER_HASH = "0" * 64
+_HASH_BLOCK = 8 << 20
+# Output buffers: one being filled, the others queued for or inside the writer thread.
+_OUTPUT_BUFFERS = 3
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,17 @@ def run_mix(
     options: MixOptions,
 ) -> dict[str, torch.Tensor] | Path:
     """Mix ``sources`` into ``out`` (a folder) or, when ``out`` is None, into a state dict."""
-    opened = [open_checkpoint(source) for source in sources]
+    opened: list = []
+    try:
+        for source in sources:
+            opened.append(open_checkpoint(source))
+        return _mix_opened(opened, formula, out, options)
+    finally:
+        for checkpoint in opened:
+            checkpoint.close()
+
+
+def _mix_opened(opened: list, formula: Formula, out, options: MixOptions):
     references = [isinstance(checkpoint, ShardedReference) for checkpoint in opened]
     if any(references):
         if not all(references) or out is None:
@@ -82,6 +95,7 @@ def run_mix(
             _stream(opened, plans, formula, options, sink)
             sink.finish(_metadata(formula, opened, options, hasher.result()))
         finally:
+            hasher.stop()
             sink.close()
         copy_extra_files(opened[0].extra_files(), staging)
     return Path(out)
@@ -97,15 +111,17 @@ def _mix_reference(
     count = layouts.pop()
     with atomic_folder(out, options.overwrite) as staging:
         hasher = _InputHasher(opened, options.hash_inputs)
-        for rank in range(count):
-            shards = [reference.ranks[rank] for reference in opened]
-            sink = MemorySink()
-            _stream(
-                shards, plan_keys(shards, formula.coefficients_for, options), formula, options, sink
-            )
-            name = f"consolidated.{rank:02d}-of-{count:02d}.model.pth"
-            torch.save({"model": sink.state_dict}, staging / name)
-        metadata = _metadata(formula, opened, options, hasher.result())
+        try:
+            for rank in range(count):
+                shards = [reference.ranks[rank] for reference in opened]
+                sink = MemorySink()
+                plans = plan_keys(shards, formula.coefficients_for, options)
+                _stream(shards, plans, formula, options, sink)
+                name = f"consolidated.{rank:02d}-of-{count:02d}.model.pth"
+                torch.save({"model": sink.state_dict}, staging / name)
+            metadata = _metadata(formula, opened, options, hasher.result())
+        finally:
+            hasher.stop()
         (staging / "sphinx_mix.json").write_text(json.dumps(json.loads(metadata), indent=2) + "\n")
         copy_extra_files(opened[0].extra_files(), staging)
     return out
@@ -119,39 +135,47 @@ def _stream(
     sink,
 ) -> None:
     combiner = Combiner(options.compute_torch_dtype, options.torch_device)
-    writer = BackgroundSink(sink)
+    outputs = BufferRing(_OUTPUT_BUFFERS, max(plan.nbytes for plan in plans))
+    reader = ReadAhead(checkpoints, plans)
+    writer = BackgroundSink(sink, depth=_OUTPUT_BUFFERS - 1)
+    never = threading.Event()
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(options.threads)
     total = sum(plan.nbytes for plan in plans)
     with tqdm(
         total=total, unit="B", unit_scale=True, desc="mixing", disable=not options.progress
     ) as progress:
         try:
-            for position, plan in enumerate(plans):
-                if position + 1 < len(plans):
-                    _prefetch(checkpoints, plans[position + 1])
-                tensor = _compute(checkpoints, plan, formula, combiner)
+            for plan, tensors, release_inputs in reader:
+                if plan.coefficients is None:
+                    result, release = tensors[0].to(plan.dtype), release_inputs
+                else:
+                    buffer, release = outputs.acquire(never)
+                    result = buffer[: plan.nbytes].view(plan.dtype).reshape(plan.shape)
+                    _combine(tensors, plan, formula, combiner, result)
+                    release_inputs()
                 if options.check_finite:
-                    _check_finite(checkpoints, plan, tensor)
-                writer.add(plan.key, tensor)
+                    _check_finite(checkpoints, plan, result)
+                writer.add(plan.key, result, release)
                 progress.update(plan.nbytes)
         finally:
+            torch.set_num_threads(threads_before)
+            reader.close()
             writer.join()
 
 
-def _prefetch(checkpoints: Sequence[Checkpoint], plan: KeyPlan) -> None:
-    for checkpoint in checkpoints if plan.coefficients is not None else checkpoints[:1]:
-        checkpoint.prefetch(plan.key)
-
-
-def _compute(
-    checkpoints: Sequence[Checkpoint], plan: KeyPlan, formula: Formula, combiner: Combiner
-) -> torch.Tensor:
-    if plan.coefficients is None:
-        return checkpoints[0].get(plan.key).to(plan.dtype)
-    tensors = [checkpoint.get(plan.key) for checkpoint in checkpoints]
-    out = torch.empty(plan.shape, dtype=plan.dtype)
+def _combine(
+    tensors: Sequence[torch.Tensor],
+    plan: KeyPlan,
+    formula: Formula,
+    combiner: Combiner,
+    out: torch.Tensor,
+) -> None:
+    assert plan.coefficients is not None
     if formula.kind == "task":
-        return combiner.task_sum(tensors[0], tensors[1:], plan.coefficients, out)
-    return combiner.weighted_sum(tensors, plan.coefficients, out)
+        combiner.task_sum(tensors[0], tensors[1:], plan.coefficients, out)
+    else:
+        combiner.weighted_sum(tensors, plan.coefficients, out)
 
 
 def _check_finite(checkpoints: Sequence[Checkpoint], plan: KeyPlan, tensor: torch.Tensor) -> None:
@@ -174,18 +198,27 @@ class _InputHasher:
         self.enabled = enabled
         self._digests: dict[str, str] = {}
         self._error: MixError | None = None
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sphinx-mix-hash", daemon=True)
         if enabled:
             self._thread.start()
 
     def _run(self) -> None:
+        block = bytearray(_HASH_BLOCK)
         for name in self.files:
+            digest = hashlib.sha256()
             try:
                 with open(name, "rb") as handle:
-                    self._digests[name] = hashlib.file_digest(handle, "sha256").hexdigest()
+                    while (count := handle.readinto(block)) and not self._stop.is_set():
+                        digest.update(memoryview(block)[:count])
             except OSError as error:
                 self._error = MixError(f"{name}: cannot read to hash ({error.strerror})")
                 return
+            self._digests[name] = digest.hexdigest()
+
+    def stop(self) -> None:
+        """Give up (the mix failed): the thread ends after its current block."""
+        self._stop.set()
 
     def placeholder(self) -> dict[str, str] | None:
         return dict.fromkeys(self.files, _PLACEHOLDER_HASH) if self.enabled else None

@@ -21,7 +21,9 @@ class MixOptions:
     tensor (default: the first source's dtype for that tensor). ``on_missing``: what to do
     with keys absent from some sources or whose shapes differ: ``error``, ``skip`` them, or
     ``copy-first`` (take the first source's tensor). ``shard_size``: largest output shard,
-    bytes or a string such as ``"5GB"``.
+    bytes or a string such as ``"5GB"``. ``threads``: torch threads for the arithmetic
+    while the mix runs (default 1: the work is memory-bound, and a single thread leaves a
+    core to the writer thread and does not stall when other processes share the CPU).
     """
 
     compute_dtype: str = "float32"
@@ -33,6 +35,7 @@ class MixOptions:
     hash_inputs: bool = True
     overwrite: bool = False
     progress: bool = True
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if self.on_missing not in ON_MISSING:
@@ -44,6 +47,8 @@ class MixOptions:
             raise MixError(f"compute_dtype={self.compute_dtype!r}: expected a floating dtype")
         self.out_torch_dtype = parse_dtype(self.out_dtype, "out_dtype") if self.out_dtype else None
         self.shard_bytes = parse_size(self.shard_size)
+        if not isinstance(self.threads, int) or self.threads < 1:
+            raise MixError(f"threads={self.threads!r}: expected a positive integer")
         try:
             self.torch_device = torch.device(self.device)
         except RuntimeError:

@@ -12,7 +12,7 @@ import queue
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -120,15 +120,19 @@ class BackgroundSink:
 
     def _drain(self) -> None:
         while (item := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._sink.add(*item)
-                except BaseException as error:  # re-raised in the caller's thread
-                    self._error = error
+            key, tensor, when_written = item
+            try:
+                if self._error is None:
+                    self._sink.add(key, tensor)
+            except BaseException as error:  # re-raised in the caller's thread
+                self._error = error
+            finally:
+                when_written()
 
-    def add(self, key: str, tensor: torch.Tensor) -> None:
+    def add(self, key: str, tensor: torch.Tensor, when_written: Callable[[], None]) -> None:
+        """Queue a write; ``when_written`` runs in the writer thread once it is done."""
         self._raise_pending()
-        self._queue.put((key, tensor))
+        self._queue.put((key, tensor, when_written))
 
     def join(self) -> None:
         self._queue.put(None)

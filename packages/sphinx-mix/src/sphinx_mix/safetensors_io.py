@@ -1,15 +1,13 @@
 """Reading and writing safetensors files one tensor at a time.
 
 The reader parses and checks the header itself so that truncated files and corrupt headers
-get one clear error, then memory-maps the file: a tensor is a zero-copy view into the page
-cache, read only when the arithmetic touches it. The writer lays out the header from the
+get one clear error, then reads single tensors at their offsets when asked. The writer lays out the header from the
 planned shapes first and then streams tensor bytes, so it never holds a whole shard.
 """
 
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import struct
 from dataclasses import dataclass
@@ -67,42 +65,57 @@ def tensor_bytes(tensor: torch.Tensor) -> memoryview:
 
 
 class SafetensorsFile:
-    """A memory-mapped safetensors file whose header has been validated."""
+    """A safetensors file whose header has been validated; tensors are read on demand.
+
+    Reads go through ``os.preadv`` into a caller's buffer, so a streaming mix reuses a few
+    buffers instead of faulting in (and holding) the pages of a memory map.
+    """
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         try:
-            handle = open(self.path, "rb")  # noqa: SIM115 - kept open only while mapping
+            self._handle = open(self.path, "rb")  # noqa: SIM115 - closed by close()
         except OSError as error:
             raise MixError(f"{self.path}: cannot open ({error.strerror})") from None
-        with handle:
-            size = os.fstat(handle.fileno()).st_size
-            header, data_start = _read_header(self.path, handle, size)
+        try:
+            size = os.fstat(self._handle.fileno()).st_size
+            header, data_start = _read_header(self.path, self._handle, size)
             self.metadata: dict[str, str] = header.pop("__metadata__", None) or {}
             self.tensors = _parse_entries(self.path, header, data_start, size)
-            self._map = (
-                mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
-                if size > data_start
-                else None
-            )
+        except BaseException:
+            self._handle.close()
+            raise
 
     def keys(self) -> list[str]:
         return list(self.tensors)
 
     def get(self, key: str) -> torch.Tensor:
+        """A tensor in freshly allocated memory."""
+        return self.read_into(key, torch.empty(self.tensors[key].nbytes, dtype=torch.uint8))
+
+    def read_into(self, key: str, buffer: torch.Tensor) -> torch.Tensor:
+        """Read a tensor into the front of a uint8 ``buffer``; returns a typed view of it."""
         info = self.tensors[key]
-        if info.nbytes == 0 or self._map is None:
-            return torch.empty(info.shape, dtype=info.dtype)
-        raw = torch.frombuffer(self._map, dtype=torch.uint8, count=info.nbytes, offset=info.offset)
-        return raw.view(info.dtype).reshape(info.shape)
+        target = buffer[: info.nbytes]
+        view = memoryview(target.numpy())
+        done = 0
+        while done < info.nbytes:
+            try:
+                count = os.preadv(self._handle.fileno(), [view[done:]], info.offset + done)
+            except OSError as error:
+                raise MixError(f"{self.path}: cannot read {key!r} ({error.strerror})") from None
+            if count == 0:
+                raise MixError(f"{self.path}: file ended while reading {key!r}; was it truncated?")
+            done += count
+        return target.view(info.dtype).reshape(info.shape)
 
     def prefetch(self, key: str) -> None:
-        """Ask the kernel to start reading a tensor's pages while other work goes on."""
+        """Ask the kernel to start reading a tensor from disk while other work goes on."""
         info = self.tensors[key]
-        if self._map is None or info.nbytes == 0:
-            return
-        start = info.offset - info.offset % mmap.PAGESIZE
-        self._map.madvise(mmap.MADV_WILLNEED, start, info.offset + info.nbytes - start)
+        os.posix_fadvise(self._handle.fileno(), info.offset, info.nbytes, os.POSIX_FADV_WILLNEED)
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 def _read_header(path: Path, handle, size: int) -> tuple[dict, int]:

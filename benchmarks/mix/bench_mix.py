@@ -1,0 +1,285 @@
+"""sphinx-mix against mergekit's linear merge on two LLaMA-shaped bf16 checkpoints.
+
+Both tools run as child processes (wall time and peak RSS of the child, measured by a
+fresh wrapper process around each run), interleaved with a plain-copy I/O floor: read
+both inputs (``cat``) and write one output of the same size (``cp``). The inputs sit in
+the page cache after the first pass for every contender alike. Data lives under /tmp and
+is deleted at the end.
+
+    uv run python benchmarks/mix/bench_mix.py --mergekit /tmp/mkenv/bin/mergekit-yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "mix.md"
+MACHINE = "2-core CPU, no GPU (shared with other jobs)"
+
+# Runs one command and reports its wall time and the peak RSS of its process tree.
+_WRAPPER = textwrap.dedent(
+    """
+    import json, resource, subprocess, sys, time
+    start = time.perf_counter()
+    done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        sys.stderr.write(done.stderr.decode()[-3000:])
+        sys.exit(done.returncode)
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    print(json.dumps({"wall": wall, "rss": rss}))
+    """
+)
+
+
+def llama_layout(layers: int, hidden: int, intermediate: int, vocab: int):
+    """(name, shape) of a LLaMA causal LM in Hugging Face naming."""
+    yield "model.embed_tokens.weight", (vocab, hidden)
+    for layer in range(layers):
+        prefix = f"model.layers.{layer}"
+        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            yield f"{prefix}.self_attn.{name}.weight", (hidden, hidden)
+        yield f"{prefix}.mlp.gate_proj.weight", (intermediate, hidden)
+        yield f"{prefix}.mlp.up_proj.weight", (intermediate, hidden)
+        yield f"{prefix}.mlp.down_proj.weight", (hidden, intermediate)
+        yield f"{prefix}.input_layernorm.weight", (hidden,)
+        yield f"{prefix}.post_attention_layernorm.weight", (hidden,)
+    yield "model.norm.weight", (hidden,)
+    yield "lm_head.weight", (vocab, hidden)
+
+
+def make_checkpoint(folder: Path, seed: int, args) -> int:
+    """Write a sharded bf16 HF folder one shard at a time; returns its tensor bytes."""
+    folder.mkdir(parents=True)
+    generator = torch.Generator().manual_seed(seed)
+    layout = list(llama_layout(args.layers, args.hidden, args.intermediate, args.vocab))
+    groups, size = [[]], 0
+    for name, shape in layout:
+        nbytes = torch.Size(shape).numel() * 2
+        if groups[-1] and size + nbytes > args.input_shard_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append((name, shape))
+        size += nbytes
+    weight_map, total = {}, 0
+    for number, group in enumerate(groups, start=1):
+        file = f"model-{number:05d}-of-{len(groups):05d}.safetensors"
+        shard = {
+            name: (torch.randn(shape, generator=generator) * 0.02).to(torch.bfloat16)
+            for name, shape in group
+        }
+        save_file(shard, str(folder / file), metadata={"format": "pt"})
+        total += sum(t.numel() * 2 for t in shard.values())
+        weight_map.update(dict.fromkeys(shard, file))
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": args.hidden,
+        "intermediate_size": args.intermediate,
+        "num_hidden_layers": args.layers,
+        "num_attention_heads": args.hidden // 128,
+        "num_key_value_heads": args.hidden // 128,
+        "vocab_size": args.vocab,
+        "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-5,
+        "torch_dtype": "bfloat16",
+        "tie_word_embeddings": False,
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return total
+
+
+def measure(command: list[str]) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _WRAPPER, *command], capture_output=True, text=True, env=env
+    )
+    if done.returncode:
+        raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def read_tensors(folder: Path):
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 - safe_open is not iterable
+                yield key, handle.get_tensor(key)
+
+
+def _ordered_bits(tensor: torch.Tensor) -> torch.Tensor:
+    """bf16 bit patterns as integers that are ordered like the values (for ulp distances)."""
+    bits = tensor.view(torch.int16).to(torch.int32)
+    return torch.where(bits < 0, -(bits & 0x7FFF), bits)
+
+
+def compare(ours: Path, theirs: Path) -> tuple[float, int, int]:
+    """Largest absolute difference, largest distance in bf16 ulps, number of keys."""
+    their_tensors: dict[str, Path] = {}
+    for file in sorted(theirs.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as handle:
+            their_tensors.update(dict.fromkeys(handle.keys(), file))
+    max_abs, max_ulps, count = 0.0, 0, 0
+    for key, mine in read_tensors(ours):
+        with safe_open(str(their_tensors[key]), framework="pt") as handle:
+            other = handle.get_tensor(key)
+        assert mine.dtype == other.dtype == torch.bfloat16 and mine.shape == other.shape, key
+        max_abs = max(max_abs, (mine.float() - other.float()).abs().max().item())
+        max_ulps = max(max_ulps, (_ordered_bits(mine) - _ordered_bits(other)).abs().max().item())
+        count += 1
+    if count != len(their_tensors):
+        raise SystemExit(f"outputs hold different key sets ({count} vs {len(their_tensors)})")
+    return max_abs, max_ulps, count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--mergekit", default="/tmp/mkenv/bin/mergekit-yaml", help="mergekit-yaml executable"
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("/tmp/sphinx_mix_bench"),
+        help="scratch folder, deleted afterwards",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=3, help="interleaved runs per contender (medians reported)"
+    )
+    parser.add_argument("--layers", type=int, default=10)
+    parser.add_argument("--hidden", type=int, default=2048)
+    parser.add_argument("--intermediate", type=int, default=5504)
+    parser.add_argument("--vocab", type=int, default=32000)
+    parser.add_argument("--input-shard-bytes", type=int, default=400_000_000)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    args = parser.parse_args()
+
+    work = args.workdir
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    try:
+        run_benchmark(args, work)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run_benchmark(args, work: Path) -> None:
+    first, second = work / "first", work / "second"
+    size = make_checkpoint(first, 0, args)
+    make_checkpoint(second, 1, args)
+    config = work / "mergekit.yml"
+    config.write_text(
+        f"models:\n  - model: {first}\n    parameters: {{weight: 0.7}}\n"
+        f"  - model: {second}\n    parameters: {{weight: 0.3}}\n"
+        "merge_method: linear\nparameters: {normalize: true}\ndtype: bfloat16\n"
+    )
+    sphinx_mix = str(Path(sys.executable).with_name("sphinx-mix"))
+    floor_out = work / "floor"
+    shards = lambda folder: " ".join(str(p) for p in sorted(folder.glob("*.safetensors")))  # noqa: E731
+    contenders = {
+        "I/O floor (cat + cp)": [
+            "bash",
+            "-c",
+            f"mkdir -p {floor_out} && cat {shards(first)} > /dev/null && cp {shards(second)} {floor_out}/",
+        ],
+        "sphinx-mix": [
+            sphinx_mix,
+            "linear",
+            str(first),
+            str(second),
+            "--weights",
+            "0.7",
+            "0.3",
+            "--out",
+            str(work / "ours"),
+            "--no-progress",
+        ],
+        "mergekit": [
+            args.mergekit,
+            str(config),
+            str(work / "theirs"),
+            "--no-copy-tokenizer",
+            "--no-write-model-card",
+            "--quiet",
+        ],
+        "python + torch start-up": [sys.executable, "-c", "import sphinx_mix.cli"],
+    }
+    outputs = {
+        "sphinx-mix": work / "ours",
+        "mergekit": work / "theirs",
+        "I/O floor (cat + cp)": floor_out,
+    }
+    results: dict[str, list[dict]] = {name: [] for name in contenders}
+    for run in range(args.runs):
+        for name, command in contenders.items():
+            if name in outputs and outputs[name].exists():
+                shutil.rmtree(outputs[name])
+            results[name].append(measure(command))
+            print(f"run {run + 1} {name}: {results[name][-1]}", file=sys.stderr)
+    max_abs, max_ulps, keys = compare(work / "ours", work / "theirs")
+    table = render(results, size, max_abs, max_ulps, keys, args)
+    print(table)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(table)
+
+
+def render(results, size, max_abs, max_ulps, keys, args) -> str:
+    wall = {name: statistics.median(r["wall"] for r in runs) for name, runs in results.items()}
+    rss = {name: statistics.median(r["rss"] for r in runs) for name, runs in results.items()}
+    moved = 3 * size  # both inputs read, one output written
+    startup = wall["python + torch start-up"]
+    lines = [
+        "# sphinx-mix benchmark: linear mix of two LLaMA-shaped bf16 checkpoints",
+        "",
+        f"Machine: {MACHINE}. Two checkpoints of {size / 1e9:.2f} GB each ({args.layers} layers, "
+        f"hidden {args.hidden}, MLP {args.intermediate}, vocab {args.vocab}; {keys} tensors, sharded "
+        f"at {args.input_shard_bytes / 1e6:.0f} MB), weights 0.7 / 0.3, output bf16. Medians of "
+        f"{args.runs} interleaved runs, inputs in the page cache. Throughput counts both inputs read "
+        "plus one output written.",
+        "",
+        "| contender | wall s | peak RSS MB | throughput GB/s | wall vs mergekit | RSS vs mergekit | throughput vs I/O floor |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in ("sphinx-mix", "mergekit", "I/O floor (cat + cp)"):
+        lines.append(
+            f"| {name} | {wall[name]:.2f} | {rss[name] / 1e6:.0f} | {moved / wall[name] / 1e9:.2f} | "
+            f"{wall[name] / wall['mergekit']:.2f}x | {rss[name] / rss['mergekit']:.2f}x | "
+            f"{wall['I/O floor (cat + cp)'] / wall[name]:.0%} |"
+        )
+    mixing = wall["sphinx-mix"] - startup
+    lines += [
+        "",
+        f"sphinx-mix without its start-up (python + torch import, {startup:.2f} s, measured "
+        f"alone): {mixing:.2f} s, {moved / mixing / 1e9:.2f} GB/s = "
+        f"{wall['I/O floor (cat + cp)'] / mixing:.0%} of the I/O floor.",
+        "",
+        f"Largest absolute difference between the sphinx-mix and mergekit outputs: {max_abs:.3g} "
+        f"(largest distance: {max_ulps} bf16 ulp) over {keys} tensors.",
+        "",
+        "Each run: "
+        + "; ".join(
+            f"{name} " + ", ".join(f"{r['wall']:.1f}s/{r['rss'] / 1e6:.0f}MB" for r in runs)
+            for name, runs in results.items()
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
