@@ -141,7 +141,7 @@ class SphinxModel(nn.Module):
         if batch.pixel_values is not None:
             if self.encoder is None:
                 raise ValueError("the batch has images but this model has no visual encoder")
-            encoder_dtype = next(self.encoder.parameters()).dtype
+            encoder_dtype = next(self.encoder.parameters(), text_embeds).dtype
             encoded = self.encoder(batch.pixel_values.to(encoder_dtype), batch.image_index)
             image_embeds = encoded.embeds.to(text_embeds.dtype)
             for image, (owner, count) in enumerate(
