@@ -145,31 +145,24 @@ def main(argv: list[str] | None = None) -> int:
             return iterable
 
     torch.manual_seed(0)
-    encoder = create_encoder(
+    build = functools.partial(
+        create_encoder,
         args.preset,
         args.llm_dim,
         dtype=DTYPES[args.dtype],
         device=args.device,
         channels_last=args.channels_last,
-    ).eval()
-    missing = {"clip", "convnext", "dinov2"} - set(
-        encoder.patch_encoders
-    ) or encoder.query_encoder is None
-    if missing:
+    )
+    encoder = build().eval()
+    four = set(encoder.patch_encoders) == {"clip", "convnext", "dinov2"} and encoder.query_encoder
+    if not four:
         print(
             f"error: preset {args.preset!r} lacks one of the four SPHINX backbones", file=sys.stderr
         )
         return 2
     ours = encoder
     if args.compile:
-        ours = create_encoder(
-            args.preset,
-            args.llm_dim,
-            dtype=DTYPES[args.dtype],
-            device=args.device,
-            channels_last=args.channels_last,
-            compile=True,
-        ).eval()
+        ours = build(compile=True).eval()
         ours.load_state_dict(encoder.state_dict())
     rows = []
     for n_views in args.views:

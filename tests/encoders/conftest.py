@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from skimage import data
+from transformers import Blip2Config, Blip2Model
 
 from sphinx_encoders import create_encoder
 
@@ -41,3 +42,37 @@ def make_views():
 @pytest.fixture(scope="session")
 def clip_stats():
     return CLIP_MEAN, CLIP_STD
+
+
+def blip2_like(cfg) -> Blip2Model:
+    """A transformers Blip2Model with the vision / Q-Former sizes of a QFormerConfig."""
+    config = Blip2Config(
+        vision_config=dict(
+            hidden_size=cfg.vision_width,
+            intermediate_size=cfg.vision_mlp,
+            num_hidden_layers=cfg.vision_layers,
+            num_attention_heads=cfg.vision_heads,
+        ),
+        qformer_config=dict(
+            hidden_size=cfg.qformer_width,
+            intermediate_size=cfg.qformer_mlp,
+            num_hidden_layers=cfg.qformer_layers,
+            num_attention_heads=cfg.qformer_heads,
+        ),
+        text_config=dict(
+            model_type="opt",
+            hidden_size=16,
+            word_embed_proj_dim=16,
+            ffn_dim=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            vocab_size=64,
+        ),
+        num_query_tokens=cfg.num_query_tokens,
+    )
+    return Blip2Model(config).eval()
+
+
+@pytest.fixture(scope="session")
+def make_blip2():
+    return blip2_like

@@ -5,7 +5,6 @@ import torch
 import torch.nn.functional as F
 from open_clip.transformer import VisionTransformer
 from torch import nn
-from transformers import Blip2Config, Blip2Model
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
@@ -99,35 +98,10 @@ def test_dinov2_renormalisation_and_interpolated_positions(tiny, views5, clip_st
     torch.testing.assert_close(ours, expected)
 
 
-def test_qformer_matches_blip2_get_qformer_features(tiny, views5):
+def test_qformer_matches_blip2_get_qformer_features(tiny, views5, make_blip2):
     backbone = tiny.query_encoder
     cfg = backbone.config
-    blip2 = Blip2Model(
-        Blip2Config(
-            vision_config=dict(
-                hidden_size=cfg.vision_width,
-                intermediate_size=cfg.vision_mlp,
-                num_hidden_layers=cfg.vision_layers,
-                num_attention_heads=cfg.vision_heads,
-            ),
-            qformer_config=dict(
-                hidden_size=cfg.qformer_width,
-                intermediate_size=cfg.qformer_mlp,
-                num_hidden_layers=cfg.qformer_layers,
-                num_attention_heads=cfg.qformer_heads,
-            ),
-            text_config=dict(
-                model_type="opt",
-                hidden_size=16,
-                word_embed_proj_dim=16,
-                ffn_dim=32,
-                num_hidden_layers=1,
-                num_attention_heads=2,
-                vocab_size=64,
-            ),
-            num_query_tokens=32,
-        )
-    ).eval()
+    blip2 = make_blip2(cfg)
     result = blip2.load_state_dict(backbone.state_dict(), strict=False)
     assert not result.unexpected_keys
     assert all(k.startswith(("language_", "lm_")) for k in result.missing_keys)

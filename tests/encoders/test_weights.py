@@ -5,7 +5,6 @@ import pytest
 import timm
 import torch
 from safetensors.torch import save_file
-from transformers import Blip2Config, Blip2Model
 
 from sphinx_encoders import WeightsError, create_encoder
 
@@ -101,7 +100,7 @@ def test_missing_unexpected_and_misshaped_keys_are_all_listed(reference):
     message = str(info.value)
     assert "1 missing keys: dinov2_vitg14.blocks.0.mlp.w12.weight" in message
     assert "1 unexpected keys: clip.visual.extra_thing" in message
-    assert "visual_proj.0.weight: checkpoint (40, 7), model (40, 128)" in message
+    assert "visual_proj.0.weight: file (40, 7), model (40, 128)" in message
 
 
 def test_non_strict_load_reports_missing_and_keeps_the_rest(tiny, reference):
@@ -115,7 +114,7 @@ def test_non_strict_load_reports_missing_and_keeps_the_rest(tiny, reference):
 def test_wrong_llm_width_fails_with_shapes(reference, tmp_path):
     torch.save({"model": {f"llma.{k}": v for k, v in reference.items()}}, tmp_path / "w.pth")
     with pytest.raises(
-        WeightsError, match=r"w\.pth: .*start_img: checkpoint \(1, 1, 40\), model \(1, 1, 64\)"
+        WeightsError, match=r"w\.pth: .*start_img: file \(1, 1, 40\), model \(1, 1, 64\)"
     ):
         create_encoder("sphinx-tiny", llm_dim=64, weights=tmp_path / "w.pth")
 
@@ -191,29 +190,10 @@ def test_original_dinov2_file_and_bad_shapes(tmp_path):
         create_encoder("dinov2-tiny", llm_dim=8, weights={"dinov2": tmp_path / "dinov2_224.pth"})
 
 
-def test_hugging_face_blip2_folder(tmp_path, views5):
+def test_hugging_face_blip2_folder(tmp_path, views5, make_blip2):
     encoder = create_encoder("qformer-tiny", llm_dim=8)
     cfg = encoder.query_encoder.config
-    blip2 = Blip2Model(
-        Blip2Config(
-            vision_config=dict(
-                hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2
-            ),
-            qformer_config=dict(
-                hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2
-            ),
-            text_config=dict(
-                model_type="opt",
-                hidden_size=16,
-                word_embed_proj_dim=16,
-                ffn_dim=32,
-                num_hidden_layers=1,
-                num_attention_heads=2,
-                vocab_size=64,
-            ),
-            num_query_tokens=cfg.num_query_tokens,
-        )
-    ).eval()
+    blip2 = make_blip2(cfg)
     with torch.no_grad():
         blip2.query_tokens.normal_()
     blip2.save_pretrained(tmp_path / "blip2")

@@ -17,7 +17,7 @@ from .backbones import (
     QFormerBackbone,
 )
 from .config import ClipViTConfig, ConvNeXtConfig, DinoV2Config, EncoderConfig, QFormerConfig
-from .weights import WeightsError, assign_weights, describe_keys
+from .weights import assign_weights, check_keys
 
 _BACKBONE_CLASSES = {
     ClipViTConfig: ClipViTBackbone,
@@ -223,20 +223,8 @@ class MixedVisualEncoder(nn.Module):
         given = dict(state_dict)
         for key in self._unused_reference_keys(given):
             given.pop(key)
-        missing = sorted(set(expected) - set(given))
-        unexpected = sorted(set(given) - set(expected))
-        wrong = [
-            f"{k}: checkpoint {tuple(given[k].shape)}, model {tuple(expected[k].shape)}"
-            for k in sorted(set(given) & set(expected))
-            if tuple(given[k].shape) != tuple(expected[k].shape)
-        ]
-        problems = [describe_keys("wrong shapes", wrong)] if wrong else []
-        if strict and missing:
-            problems.append(describe_keys("missing keys", missing))
-        if strict and unexpected:
-            problems.append(describe_keys("unexpected keys", unexpected))
-        if problems:
-            raise WeightsError("reference state dict: " + "; ".join(problems))
+        missing = check_keys(expected, given, "reference state dict", strict=strict)
+        unexpected = set(given) - set(expected)
         for key in unexpected:
             given.pop(key)
         assign_weights(self, self._from_reference(given), "reference state dict", strict=False)

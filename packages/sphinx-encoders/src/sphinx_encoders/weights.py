@@ -86,26 +86,37 @@ def assign_weights(
     own = module.state_dict()
     skip = set(ignored)
     given = {k: v for k, v in state_dict.items() if k not in skip}
-    missing = sorted(set(own) - set(given))
-    unexpected = sorted(set(given) - set(own))
+    missing = check_keys(own, given, source, strict=strict)
+    loadable = {k: v for k, v in given.items() if k in own}
+    with torch.no_grad():
+        for key, value in loadable.items():
+            own[key].copy_(value)
+    return missing
+
+
+def check_keys(
+    expected: Mapping[str, torch.Tensor],
+    given: Mapping[str, torch.Tensor],
+    source: str,
+    *,
+    strict: bool = True,
+) -> list[str]:
+    """Raise one `WeightsError` listing wrong shapes (always) and, with `strict`, missing and
+    unexpected keys. Returns the missing keys."""
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
     wrong_shape = [
-        f"{k}: file {tuple(given[k].shape)}, model {tuple(own[k].shape)}"
-        for k in sorted(set(own) & set(given))
-        if tuple(given[k].shape) != tuple(own[k].shape)
+        f"{k}: file {tuple(given[k].shape)}, model {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(given))
+        if tuple(given[k].shape) != tuple(expected[k].shape)
     ]
-    problems = []
-    if wrong_shape:
-        problems.append(describe_keys("wrong shapes", wrong_shape))
+    problems = [describe_keys("wrong shapes", wrong_shape)] if wrong_shape else []
     if strict and missing:
         problems.append(describe_keys("missing keys", missing))
     if strict and unexpected:
         problems.append(describe_keys("unexpected keys", unexpected))
     if problems:
         raise WeightsError(f"{source}: " + "; ".join(problems))
-    loadable = {k: v for k, v in given.items() if k in own}
-    with torch.no_grad():
-        for key, value in loadable.items():
-            own[key].copy_(value)
     return missing
 
 
