@@ -15,7 +15,7 @@ Writes the table to benchmarks/results/train.md.
 from __future__ import annotations
 
 import argparse
-import platform
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,7 +59,7 @@ def timed(step: Callable[[], None], device: torch.device, warmup: int, steps: in
 def machine_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"1x {torch.cuda.get_device_name(device)}"
-    return f"{torch.get_num_threads()}-thread CPU ({platform.machine()}), no GPU"
+    return f"{os.cpu_count()}-core CPU, no GPU"
 
 
 def measure_sphinx(args, device: torch.device, dtype: torch.dtype) -> dict:

@@ -26,21 +26,18 @@ def image_file(tmp_path):
     return path
 
 
-def test_chat_prints_an_answer(model_folder, image_file, capsys):
-    code = main(
-        [
-            "chat",
-            "--model",
-            str(model_folder),
-            "--image",
-            str(image_file),
-            "--max-new-tokens",
-            "4",
-            "Hi?",
-        ]
+def _chat(folder, image, *options):
+    return main(["chat", "--model", str(folder), "--image", str(image), *options])
+
+
+def test_chat_prints_the_models_answer(model_folder, image_file, capsys):
+    from sphinx_train import SphinxModel
+
+    assert _chat(model_folder, image_file, "--max-new-tokens", "4", "Hi?") == 0
+    expected = SphinxModel.from_pretrained(model_folder).chat(
+        Image.open(image_file), "Hi?", max_new_tokens=4
     )
-    assert code == 0
-    assert capsys.readouterr().out.endswith("\n")
+    assert capsys.readouterr().out == expected.text + "\n"
 
 
 def test_chat_draws_the_answers_boxes(model_folder, image_file, capsys, monkeypatch):
@@ -52,18 +49,7 @@ def test_chat_draws_the_answers_boxes(model_folder, image_file, capsys, monkeypa
 
     monkeypatch.setattr(generation, "generate_tokens", box_answer)
     output = image_file.with_name("drawn.png")
-    code = main(
-        [
-            "chat",
-            "--model",
-            str(model_folder),
-            "--image",
-            str(image_file),
-            "--boxes-output",
-            str(output),
-            "Where?",
-        ]
-    )
+    code = _chat(model_folder, image_file, "--boxes-output", str(output), "Where?")
     assert code == 0
     assert capsys.readouterr().out.strip() == "<p>box</p> [0.25,0.25,0.75,0.75]"
     drawn = np.asarray(Image.open(output))
