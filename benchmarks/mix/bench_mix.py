@@ -209,6 +209,19 @@ def run_benchmark(args, work: Path) -> None:
             str(work / "ours"),
             "--no-progress",
         ],
+        "sphinx-mix --no-hash": [
+            sphinx_mix,
+            "linear",
+            str(first),
+            str(second),
+            "--weights",
+            "0.7",
+            "0.3",
+            "--out",
+            str(work / "ours_no_hash"),
+            "--no-progress",
+            "--no-hash",
+        ],
         "mergekit": [
             args.mergekit,
             str(config),
@@ -238,40 +251,52 @@ def run_benchmark(args, work: Path) -> None:
     RESULTS.write_text(table)
 
 
+def _paired(results, name: str, other: str, field: str) -> float:
+    """Median over runs of the ratio within each run (runs are interleaved, so load is shared)."""
+    return statistics.median(
+        mine[field] / theirs[field]
+        for mine, theirs in zip(results[name], results[other], strict=True)
+    )
+
+
 def render(results, size, max_abs, max_ulps, keys, args) -> str:
     wall = {name: statistics.median(r["wall"] for r in runs) for name, runs in results.items()}
     rss = {name: statistics.median(r["rss"] for r in runs) for name, runs in results.items()}
     moved = 3 * size  # both inputs read, one output written
     startup = wall["python + torch start-up"]
+    floor = "I/O floor (cat + cp)"
     lines = [
         "# sphinx-mix benchmark: linear mix of two LLaMA-shaped bf16 checkpoints",
         "",
         f"Machine: {MACHINE}. Two checkpoints of {size / 1e9:.2f} GB each ({args.layers} layers, "
         f"hidden {args.hidden}, MLP {args.intermediate}, vocab {args.vocab}; {keys} tensors, sharded "
-        f"at {args.input_shard_bytes / 1e6:.0f} MB), weights 0.7 / 0.3, output bf16. Medians of "
-        f"{args.runs} interleaved runs, inputs in the page cache. Throughput counts both inputs read "
-        "plus one output written.",
+        f"at {args.input_shard_bytes / 1e6:.0f} MB), weights 0.7 / 0.3, output bf16, each tool run "
+        f"as a child process. Medians of {args.runs} interleaved runs; ratios are medians of the "
+        "per-run ratios. Inputs in the page cache. Throughput counts both inputs read plus one "
+        "output written.",
         "",
         "| contender | wall s | peak RSS MB | throughput GB/s | wall vs mergekit | RSS vs mergekit | throughput vs I/O floor |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name in ("sphinx-mix", "mergekit", "I/O floor (cat + cp)"):
+    for name in ("sphinx-mix", "sphinx-mix --no-hash", "mergekit", floor):
         lines.append(
             f"| {name} | {wall[name]:.2f} | {rss[name] / 1e6:.0f} | {moved / wall[name] / 1e9:.2f} | "
-            f"{wall[name] / wall['mergekit']:.2f}x | {rss[name] / rss['mergekit']:.2f}x | "
-            f"{wall['I/O floor (cat + cp)'] / wall[name]:.0%} |"
+            f"{_paired(results, name, 'mergekit', 'wall'):.2f}x | "
+            f"{_paired(results, name, 'mergekit', 'rss'):.2f}x | "
+            f"{1 / _paired(results, name, floor, 'wall'):.0%} |"
         )
     mixing = wall["sphinx-mix"] - startup
     lines += [
         "",
-        f"sphinx-mix without its start-up (python + torch import, {startup:.2f} s, measured "
-        f"alone): {mixing:.2f} s, {moved / mixing / 1e9:.2f} GB/s = "
-        f"{wall['I/O floor (cat + cp)'] / mixing:.0%} of the I/O floor.",
+        f"Start-up alone (python + `import torch`, the same child process doing nothing else): "
+        f"{startup:.2f} s and {rss['python + torch start-up'] / 1e6:.0f} MB RSS (torch's shared "
+        f"libraries). sphinx-mix less that start-up: {mixing:.2f} s, {moved / mixing / 1e9:.2f} GB/s "
+        f"= {wall[floor] / mixing:.0%} of the I/O floor.",
         "",
         f"Largest absolute difference between the sphinx-mix and mergekit outputs: {max_abs:.3g} "
         f"(largest distance: {max_ulps} bf16 ulp) over {keys} tensors.",
         "",
-        "Each run: "
+        "Each run (wall / peak RSS): "
         + "; ".join(
             f"{name} " + ", ".join(f"{r['wall']:.1f}s/{r['rss'] / 1e6:.0f}MB" for r in runs)
             for name, runs in results.items()

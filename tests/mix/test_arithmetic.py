@@ -113,3 +113,13 @@ def test_beta_needs_two_sources(kit):
 def test_weight_count_must_match_sources(kit):
     with pytest.raises(MixError, match="2 weights for 3 sources"):
         linear([kit.tiny_state_dict(0)] * 3, [0.5, 0.5], progress=False)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_arithmetic_on_cuda_matches_formula(kit):
+    a, b = kit.tiny_state_dict(0, torch.bfloat16), kit.tiny_state_dict(1, torch.bfloat16)
+    mixed = linear([a, b], beta=0.3, device="cuda", progress=False)
+    key = "model.layers.0.mlp.up_proj.weight"
+    assert mixed[key].device.type == "cpu"
+    kit.assert_bf16_close(mixed[key], 0.3 * a[key].double() + 0.7 * b[key].double())

@@ -6,7 +6,7 @@ import struct
 import pytest
 import torch
 
-from sphinx_mix import MixError, linear
+from sphinx_mix import MixError, linear, open_checkpoint
 from sphinx_mix import engine as engine_module
 
 
@@ -211,3 +211,13 @@ def test_bad_option_values(kit):
         linear([a, b], compute_dtype="int8")
     with pytest.raises(MixError, match=r"out_dtype='float99'"):
         linear([a, b], out_dtype="float99")
+
+
+def test_file_truncated_after_opening(tmp_path, kit):
+    path = kit.save_single(tmp_path / "shrinking.safetensors", kit.tiny_state_dict(0))
+    checkpoint = open_checkpoint(path)
+    os.truncate(path, 200)
+    with pytest.raises(MixError, match=r"shrinking\.safetensors: file ended while reading"):
+        for key in checkpoint:
+            checkpoint.get(key)
+    checkpoint.close()
