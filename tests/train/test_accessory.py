@@ -243,3 +243,28 @@ def test_missing_shard_is_reported(tmp_path, sentencepiece_file, tiny_encoder, v
     (source / "consolidated.01-of-02.model.pth").unlink()
     with pytest.raises(ConversionError, match=r"shards \[1\] of 2 are missing"):
         convert_accessory(source, tmp_path / "ours", encoder="sphinx-tiny")
+
+
+def test_dtype_option_and_llm_split_into_several_files(
+    tmp_path, sentencepiece_file, tiny_encoder, vocab, monkeypatch
+):
+    from transformers import LlamaForCausalLM
+
+    from sphinx_train import accessory
+
+    llm = reference_weights(vocab, HEADS)
+    source = tmp_path / "reference"
+    write_reference_checkpoint(source, llm, tiny_encoder.reference_state_dict(), sentencepiece_file)
+    monkeypatch.setattr(accessory, "LLM_SHARD_BYTES", 40_000)
+    out = convert_accessory(source, tmp_path / "ours", encoder="sphinx-tiny", dtype="bfloat16")
+    files = sorted(p.name for p in (out / "llm").glob("*.safetensors"))
+    assert len(files) > 3
+    assert (out / "llm" / "model.safetensors.index.json").is_file()
+    plain = LlamaForCausalLM.from_pretrained(out / "llm")
+    assert plain.dtype == torch.bfloat16
+    torch.testing.assert_close(
+        plain.model.embed_tokens.weight, llm["tok_embeddings.weight"].bfloat16()
+    )
+    torch.testing.assert_close(plain.lm_head.weight, llm["output.weight"].bfloat16())
+    model = SphinxModel.from_pretrained(out)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
