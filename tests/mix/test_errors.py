@@ -22,7 +22,7 @@ def test_missing_keys_are_listed(kit):
         linear([a, b], progress=False)
     message = str(caught.value)
     assert "3 mismatches" in message
-    assert "'model.norm.weight' is missing from <state dict>" in message
+    assert "'model.norm.weight' is missing from <state dict 1>" in message
     assert "'vision.proj.weight' is missing" in message
     assert "'extra.weight' is in" in message
     assert "\n" not in message

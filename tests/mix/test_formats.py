@@ -95,6 +95,15 @@ def test_torch_state_dicts_are_memory_mapped_and_mixed(tmp_path, kit, suffix):
     kit.assert_bf16_close(mixed[key], 0.6 * a[key].double() + 0.4 * b[key].double())
 
 
+def test_legacy_torch_serialisation_is_loaded_whole_with_a_warning(tmp_path, kit):
+    a, b = kit.tiny_state_dict(0), kit.tiny_state_dict(1)
+    torch.save(a, tmp_path / "old.bin", _use_new_zipfile_serialization=False)
+    with pytest.warns(UserWarning, match="cannot be memory-mapped"):
+        mixed = linear([tmp_path / "old.bin", b], beta=0.5, progress=False)
+    key = "model.norm.weight"
+    torch.testing.assert_close(mixed[key], (a[key] + b[key]) / 2)
+
+
 def test_torch_sharded_index_folder(tmp_path, kit):
     state = kit.tiny_state_dict(0)
     folder = tmp_path / "hf_bin"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -61,8 +61,10 @@ def run_mix(
     """Mix ``sources`` into ``out`` (a folder) or, when ``out`` is None, into a state dict."""
     opened: list = []
     try:
-        for source in sources:
+        for index, source in enumerate(sources):
             opened.append(open_checkpoint(source))
+            if isinstance(source, Mapping):
+                opened[-1].label = f"<state dict {index}>"
         return _mix_opened(opened, formula, out, options)
     finally:
         for checkpoint in opened:

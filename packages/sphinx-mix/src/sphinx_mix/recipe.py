@@ -13,7 +13,8 @@ Our own recipe is flat::
 A mergekit config (recognised by its ``merge_method`` key) is translated: ``models`` with
 ``parameters.weight`` (a number, or a list of ``{filter, value}`` conditions where the
 filter is a substring of the key), ``parameters.normalize``, ``dtype`` and ``out_dtype``.
-As in mergekit, the arithmetic runs in float32 and ``dtype`` sets the output dtype.
+As in mergekit, the arithmetic runs in float32 and ``dtype`` sets the output dtype, and
+relative paths are taken from the working directory.
 """
 
 from __future__ import annotations
