@@ -18,6 +18,7 @@ DEFAULT_MAX_PIXELS = 100_000_000
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray | Image.Image
 
+_EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 
 
@@ -68,7 +69,9 @@ def load_image(
         )
     _check_size(image, name, max_pixels)
     try:
-        image = ImageOps.exif_transpose(image)
+        # exif_transpose copies even upright images; skip it for them.
+        if image.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+            image = ImageOps.exif_transpose(image)
         return to_rgb(image, fill=fill)
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageLoadError(f"{name}: cannot decode image ({err})") from err

@@ -106,29 +106,47 @@ def _stats(normalize: str | None):
 
 def _write_views(torch, canvas: np.ndarray, plan: CanvasPlan, stats, out) -> None:
     """Fill `out` (n_views, 3, side, side) with the views of a uint8 HWC canvas."""
-    import torch.nn.functional as F
-
     side, rows, cols = plan.side, plan.rows, plan.cols
-    channels_first = torch.from_numpy(np.ascontiguousarray(canvas.transpose(2, 0, 1)))
     single = rows * cols == 1
-    full = (
-        out[0] if single else torch.empty(channels_first.shape, dtype=out.dtype, device=out.device)
-    )
-    # The same elementwise steps as ToTensor + Normalize, so the values match bit for bit.
-    full.copy_(channels_first)
-    full.div_(255)
-    if stats is not None:
-        mean, std = (
-            torch.tensor(v, dtype=out.dtype, device=out.device).view(3, 1, 1) for v in stats
-        )
-        full.sub_(mean).div_(std)
+    if out.device.type != "cpu":
+        full = torch.from_numpy(np.ascontiguousarray(canvas.transpose(2, 0, 1))).to(out.device)
+        full = _normalise_tensor(torch, full.to(out.dtype), stats)
+    else:
+        full_array = out[0].numpy() if single else np.empty((3, *canvas.shape[:2]), np.float32)
+        _normalise_array(canvas, stats, full_array)
+        full = torch.from_numpy(full_array)
     if single:
+        out[0] = full
         return
     first_crop = 0
     if plan.has_global_view:
-        out[0] = F.interpolate(full[None], size=(side, side), mode="bicubic", align_corners=False)[
-            0
-        ]
+        global_view = torch.nn.functional.interpolate(
+            full[None], size=(side, side), mode="bicubic", align_corners=False
+        )
+        out[0] = global_view[0]
         first_crop = 1
     crops = out[first_crop : first_crop + rows * cols].view(rows, cols, 3, side, side)
-    crops.copy_(full.view(3, rows, side, cols, side).permute(1, 3, 0, 2, 4))
+    tiles = full.view(3, rows, side, cols, side).permute(1, 3, 0, 2, 4)
+    if out.device.type == "cpu":
+        np.copyto(crops.numpy(), tiles.numpy())
+    else:
+        crops.copy_(tiles)
+
+
+# ToTensor + Normalize step by step (x / 255, - mean, / std), each rounded to float32 as torch
+# does, so the values are bit-identical; numpy keeps these cheap passes off torch's thread pool.
+def _normalise_array(canvas: np.ndarray, stats, out: np.ndarray) -> None:
+    np.copyto(out, canvas.transpose(2, 0, 1), casting="unsafe")
+    out /= np.float32(255)
+    if stats is not None:
+        mean, std = (np.asarray(v, np.float32).reshape(3, 1, 1) for v in stats)
+        out -= mean
+        out /= std
+
+
+def _normalise_tensor(torch, full, stats):
+    full = full.div_(255)
+    if stats is None:
+        return full
+    mean, std = (torch.tensor(v, dtype=full.dtype, device=full.device).view(3, 1, 1) for v in stats)
+    return full.sub_(mean).div_(std)
