@@ -32,16 +32,23 @@ def test_one_view_per_image_by_default(tiny, make_views, n_views):
     assert out.mask.all()
 
 
+@pytest.fixture(scope="module")
+def ten_views_each_alone(tiny, make_views):
+    """Ten views and their tokens, each view encoded on its own (a batch of one)."""
+    views = make_views(10, seed=10)
+    with torch.no_grad():
+        return views, [tiny.encode_views(v[None])[0] for v in views]
+
+
 @pytest.mark.parametrize("views_per_image", [[1], [5], [1, 5], [5, 1, 4]])
-def test_views_grouped_per_image_left_aligned(tiny, make_views, views_per_image):
+def test_views_grouped_per_image_left_aligned(tiny, ten_views_each_alone, views_per_image):
+    pool, each = ten_views_each_alone
     n_views = sum(views_per_image)
-    views = make_views(n_views, seed=n_views)
     image_index = torch.repeat_interleave(
         torch.arange(len(views_per_image)), torch.tensor(views_per_image)
     )
     with torch.no_grad():
-        out = tiny(views, image_index)
-        each = [tiny.encode_views(v[None])[0] for v in views]  # one view at a time
+        out = tiny(pool[:n_views], image_index)
     longest = max(views_per_image) * 291
     assert out.embeds.shape == (len(views_per_image), longest, 40)
     assert out.lengths.tolist() == [k * 291 for k in views_per_image]
