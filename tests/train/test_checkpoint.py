@@ -82,3 +82,17 @@ def test_failed_save_keeps_the_previous_folder(saved, tmp_path, monkeypatch):
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"config\.json"):
         SphinxModel.from_pretrained(tmp_path)
+
+
+def test_hand_assembled_model_round_trips(tmp_path, make_llm, nano_tokenizer):
+    from sphinx_encoders import create_encoder
+
+    torch.manual_seed(4)
+    model = SphinxModel(
+        make_llm(512), create_encoder("sphinx-tiny", llm_dim=32), nano_tokenizer
+    ).eval()
+    model.save_pretrained(tmp_path / "custom")
+    loaded = SphinxModel.from_pretrained(tmp_path / "custom")
+    batch = _batch(model)
+    with torch.no_grad():
+        assert torch.equal(model(batch).logits, loaded(batch).logits)

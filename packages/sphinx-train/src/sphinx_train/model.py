@@ -83,6 +83,9 @@ class SphinxModel(nn.Module):
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.config = config or SphinxConfig(encoder=None if encoder is None else "custom")
+        if encoder is not None and self.config.encoder_config is None:
+            # Record the architecture so that a saved model can be rebuilt.
+            self.config.encoder_config = encoder.config.to_dict()
         if encoder is not None and encoder.llm_dim != llm.config.hidden_size:
             raise ValueError(
                 f"encoder projects to {encoder.llm_dim} channels but the LLM is "
