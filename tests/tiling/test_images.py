@@ -200,3 +200,8 @@ def test_pad_to_square_keeps_grey_mode():
     square = pad_to_square(Image.new("L", (2, 4), 0))
     assert square.mode == "L"
     assert np.asarray(square)[0, 0] == FILL[0]
+
+
+def test_pad_to_square_rgba_fill_is_opaque():
+    square = pad_to_square(Image.new("RGBA", (2, 4), (0, 0, 0, 0)))
+    assert tuple(np.asarray(square)[0, 0]) == (*FILL, 255)

@@ -116,3 +116,15 @@ def test_internvl_thumbnail_first_then_stretched_tiles():
     assert len(views) == 7
     for ours, theirs in zip(views, expected, strict=True):
         assert np.array_equal(np.asarray(ours), np.asarray(theirs))
+
+
+def _tile_large_image(_):
+    return len(tile(np.zeros((1200, 1500, 3), np.uint8), "sphinx-2k").views)
+
+
+def test_tiling_works_in_a_forked_worker_after_the_parent_used_threads():
+    import multiprocessing
+
+    assert _tile_large_image(None) == 10  # the parent starts its resize threads
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_tile_large_image, (None,)).get(timeout=60) == 10

@@ -115,3 +115,7 @@ def _thread_count() -> int:
 @cache
 def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=_thread_count(), thread_name_prefix="sphinx-tiling")
+
+
+# A forked child (e.g. a DataLoader worker) inherits the pool without its threads.
+os.register_at_fork(after_in_child=_pool.cache_clear)

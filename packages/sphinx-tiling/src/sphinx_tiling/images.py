@@ -49,7 +49,8 @@ def load_image(
 
     EXIF orientation is applied, transparency is composited over `fill` (the padding colour,
     so transparent pixels look like padding to the encoder) and 16-bit grey is scaled to 8
-    bits. Images larger than `max_pixels` are refused before they are decoded.
+    bits. Images larger than `max_pixels` are refused before they are decoded (Pillow's own
+    `Image.MAX_IMAGE_PIXELS` bomb check still applies on top).
     """
     name = describe_source(src)
     if isinstance(src, Image.Image):
@@ -100,12 +101,14 @@ def pad_to_square(image: Image.Image, fill: tuple[int, int, int] = CLIP_MEAN_RGB
     """Centre the image on a square canvas of side max(W, H), as SPHINX does before resizing.
 
     The offset is ((S - W) // 2, (S - H) // 2); a square image is returned unchanged.
+    Single-band images are padded with the first fill value, RGBA with an opaque fill.
     """
     width, height = image.size
     side = max(width, height)
     if width == height:
         return image
-    canvas_fill = tuple(fill) if len(image.getbands()) > 1 else fill[0]
+    bands = len(image.getbands())
+    canvas_fill = fill[0] if bands == 1 else (*fill, 255)[:bands]
     square = Image.new(image.mode, (side, side), canvas_fill)
     square.paste(image, ((side - width) // 2, (side - height) // 2))
     return square
@@ -118,13 +121,13 @@ def _open(fp: Path | io.BytesIO, name: str, max_pixels: int | None) -> Image.Ima
             image = Image.open(fp)
             _check_size(image, name, max_pixels)
             image.load()
+    except ImageLoadError:
+        raise
     except Image.DecompressionBombError as err:
         raise ImageLoadError(f"{name}: refused as a decompression bomb ({err})") from err
     except UnidentifiedImageError as err:
         raise ImageLoadError(f"{name}: not a recognised image format") from err
     except (OSError, SyntaxError, ValueError) as err:
-        if isinstance(err, ImageLoadError):
-            raise
         raise ImageLoadError(f"{name}: truncated or corrupt image ({err})") from err
     return image
 
