@@ -112,3 +112,20 @@ def test_batch_on_cuda_matches_cpu(photos):
     assert gpu.pixel_values.device.type == "cuda"
     assert torch.allclose(gpu.pixel_values.cpu(), cpu.pixel_values, atol=1e-5)
     assert torch.equal(gpu.image_index.cpu(), cpu.image_index)
+
+
+@pytest.mark.parametrize(
+    ("size", "grid"), [((1000, 700), (2, 3)), ((600, 200), (1, 3)), ((4000, 1), (1, 6))]
+)
+def test_global_view_is_torch_bicubic_of_the_normalised_canvas(size, grid):
+    # InternVL canvases: the image stretched to (cols * 224, rows * 224) with PIL bicubic.
+    rows, cols = grid
+    rng = np.random.default_rng(rows * 10 + cols)
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    canvas = Image.fromarray(pixels).resize((cols * 224, rows * 224), Image.Resampling.BICUBIC)
+    x = torch.from_numpy(np.array(canvas)).permute(2, 0, 1).float().div(255)
+    x = (x - torch.tensor(CLIP[0]).view(3, 1, 1)) / torch.tensor(CLIP[1]).view(3, 1, 1)
+    expected = F.interpolate(x[None], size=(224, 224), mode="bicubic", align_corners=False)[0]
+    ours = tile_tensor(pixels, "anyres-internvl")
+    assert ours.shape[0] == rows * cols + 1
+    assert torch.equal(ours[0], expected)
