@@ -5,6 +5,7 @@ import pytest
 import timm
 import torch
 from safetensors.torch import save_file
+from transformers import Dinov2Config, Dinov2Model
 
 from sphinx_encoders import WeightsError, create_encoder
 
@@ -201,3 +202,27 @@ def test_hugging_face_blip2_folder(tmp_path, views5, make_blip2):
     with torch.no_grad():
         expected = blip2.get_qformer_features(pixel_values=views5[:2])
         torch.testing.assert_close(encoder.query_encoder(views5[:2]), expected)
+
+
+def test_hugging_face_dinov2_folder(tmp_path, clip_stats):
+    clip_mean, clip_std = clip_stats
+    hf = Dinov2Model(
+        Dinov2Config(
+            hidden_size=48,
+            num_hidden_layers=2,
+            num_attention_heads=3,
+            image_size=518,
+            patch_size=14,
+            use_swiglu_ffn=True,
+        )
+    ).eval()
+    hf.save_pretrained(tmp_path / "dinov2")
+    encoder = create_encoder("dinov2-tiny", llm_dim=8, weights={"dinov2": tmp_path / "dinov2"})
+    # At 518 px both keep the stored 37x37 positions (no interpolation on either side).
+    views = torch.randn(2, 3, 518, 518, generator=torch.Generator().manual_seed(0))
+    imagenet = (
+        views * clip_std + clip_mean - torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    ) / torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    with torch.no_grad():
+        expected = hf(pixel_values=imagenet).last_hidden_state
+        torch.testing.assert_close(encoder.patch_encoders["dinov2"](views), expected)

@@ -30,6 +30,22 @@ _TIMM_TO_ORIGINAL = (
     (re.compile(r"\.mlp\.fc1\."), ".mlp.w12."),
     (re.compile(r"\.mlp\.fc2\."), ".mlp.w3."),
 )
+# Hugging Face hub files (`facebook/dinov2-*`): module names -> the original ones.
+_HF_TO_ORIGINAL = (
+    (re.compile(r"^embeddings\.cls_token$"), "cls_token"),
+    (re.compile(r"^embeddings\.mask_token$"), "mask_token"),
+    (re.compile(r"^embeddings\.position_embeddings$"), "pos_embed"),
+    (re.compile(r"^embeddings\.patch_embeddings\.projection\."), "patch_embed.proj."),
+    (re.compile(r"^encoder\.layer\."), "blocks."),
+    (re.compile(r"\.attention\.output\.dense\."), ".attn.proj."),
+    (re.compile(r"\.layer_scale(\d)\.lambda1$"), r".ls\1.gamma"),
+    (re.compile(r"\.mlp\.weights_in\."), ".mlp.w12."),
+    (re.compile(r"\.mlp\.weights_out\."), ".mlp.w3."),
+    (re.compile(r"^layernorm\."), "norm."),
+)
+_HF_SPLIT_QKV = re.compile(
+    r"^(blocks\.\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)$"
+)
 
 
 class _DinoV2ViT(VisionTransformer):
@@ -115,8 +131,10 @@ class DinoV2Backbone(FrozenBackbone):
         return [k for k in keys if k == "mask_token"]
 
     def load_pretrained(self, path: str | Path, strict: bool = True) -> list[str]:
-        """An original DINOv2 checkpoint (torch hub release) or a timm DINOv2 file."""
+        """An original DINOv2 checkpoint (torch hub release), a timm file or a HF folder."""
         state = read_state_dict(path)
+        if any(k.startswith("embeddings.") for k in state):
+            state = _hugging_face_to_original(state)
         state = self.from_reference_keys(
             {k: v for k, v in state.items() if k != "mask_token" and not k.startswith("head.")}
         )
@@ -129,3 +147,22 @@ def _rename(key: str, rules) -> str:
     for pattern, replacement in rules:
         key = pattern.sub(replacement, key)
     return key
+
+
+def _hugging_face_to_original(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a Hugging Face DINOv2 state dict and fuse its q/k/v into one `qkv`."""
+    out, split = {}, {}
+    for key, value in state.items():
+        key = _rename(key, _HF_TO_ORIGINAL)
+        match = _HF_SPLIT_QKV.match(key)
+        if match:
+            split.setdefault((match.group(1), match.group(3)), {})[match.group(2)] = value
+        else:
+            out[key] = value
+    for (block, kind), parts in split.items():
+        if set(parts) != {"query", "key", "value"}:
+            raise WeightsError(
+                f"{block}.attention {kind}: needs query, key and value, found {sorted(parts)}"
+            )
+        out[f"{block}.attn.qkv.{kind}"] = torch.cat([parts["query"], parts["key"], parts["value"]])
+    return out
