@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from sphinx_encoders import ClipViTConfig, ConvNeXtConfig, EncoderConfig, MixedVisualEncoder
+from sphinx_encoders import (
+    ClipViTConfig,
+    ConvNeXtConfig,
+    EncoderConfig,
+    MixedVisualEncoder,
+    create_encoder,
+)
 
 
 def test_view_layout_is_start_query_patches_end(tiny, views5):
@@ -131,3 +137,15 @@ def test_grid_mismatch_is_an_error():
     )
     with pytest.raises(ValueError, match="cannot be repeated"):
         MixedVisualEncoder(config, 16)
+
+
+def test_channels_last_convnext_gives_the_same_tokens(tiny, views5):
+    other = create_encoder(tiny.config, channels_last=True)
+    other.load_state_dict(tiny.state_dict())
+    trunk = other.patch_encoders["convnext"].trunk
+    assert trunk.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            other.patch_encoders["convnext"](views5[:2]),
+            tiny.patch_encoders["convnext"](views5[:2]),
+        )

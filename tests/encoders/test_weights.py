@@ -226,3 +226,8 @@ def test_hugging_face_dinov2_folder(tmp_path, clip_stats):
     with torch.no_grad():
         expected = hf(pixel_values=imagenet).last_hidden_state
         torch.testing.assert_close(encoder.patch_encoders["dinov2"](views), expected)
+
+
+def test_meta_encoders_refuse_weights(tmp_path):
+    with pytest.raises(WeightsError, match="meta device"):
+        create_encoder("clip-vit-tiny", llm_dim=8, device="meta", weights=tmp_path / "x.pth")

@@ -28,6 +28,8 @@ def load_weights(
     - any other file: a state dict with this package's names (`encoder.state_dict()`) or
       with reference names.
     """
+    if encoder.start_img.is_meta:
+        raise WeightsError("cannot load weights into an encoder built on the meta device")
     if isinstance(weights, Mapping):
         backbones = dict(encoder.backbones())
         for name, path in weights.items():
