@@ -99,9 +99,51 @@ def ours_batch(images):
     return tile_batch(images, "sphinx-1k").pixel_values
 
 
+REFERENCE = "reference-style (torchvision + torch)"
+HF_FAST = "HF LLaVA-NeXT processor, fast (torchvision)"
+
+
+def measure(pipelines, images, rounds: int) -> dict[str, list[float]]:
+    """Seconds per round for each pipeline, rounds interleaved across pipelines."""
+    for run in pipelines.values():  # warm-up
+        run(images)
+    seconds: dict[str, list[float]] = {name: [] for name in pipelines}
+    for _ in tqdm(range(rounds), desc=f"{torch.get_num_threads()} torch thread(s)"):
+        for name, run in pipelines.items():
+            start = time.perf_counter()
+            run(images)
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def table(seconds: dict[str, list[float]], n_images: int) -> list[str]:
+    best = {name: n_images / min(times) for name, times in seconds.items()}
+    median = {name: n_images / statistics.median(times) for name, times in seconds.items()}
+    lines = [
+        "| pipeline | images/s (best round) | images/s (median) | vs reference-style "
+        "(best / median) | vs HF fast (best / median) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in seconds:
+        lines.append(
+            f"| {name} | {best[name]:.1f} | {median[name]:.1f} "
+            f"| {best[name] / best[REFERENCE]:.2f}x / {median[name] / median[REFERENCE]:.2f}x "
+            f"| {best[name] / best[HF_FAST]:.2f}x / {median[name] / median[HF_FAST]:.2f}x |"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30, help="timed rounds per pipeline")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        nargs="+",
+        default=[torch.get_num_threads(), 1],
+        help="torch intra-op thread counts to measure in turn (default: torch's own, then 1, "
+        "the setting of DataLoader workers)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="markdown file to write")
     args = parser.parse_args()
 
@@ -109,59 +151,34 @@ def main() -> None:
     pipelines = {
         "sphinx-tiling `tile_tensor`": ours_single,
         "sphinx-tiling `tile_batch`": ours_batch,
-        "reference-style (torchvision + torch)": reference_style(),
+        REFERENCE: reference_style(),
         "HF LLaVA-NeXT processor, slow (PIL)": hf_processor(LlavaNextImageProcessorPil),
-        "HF LLaVA-NeXT processor, fast (torchvision)": hf_processor(LlavaNextImageProcessor),
+        HF_FAST: hf_processor(LlavaNextImageProcessor),
     }
-
-    reference = torch.stack(pipelines["reference-style (torchvision + torch)"](images))
+    reference = torch.stack(pipelines[REFERENCE](images))
     identical = torch.equal(torch.stack(ours_single(images)), reference) and torch.equal(
         ours_batch(images), reference.flatten(0, 1)
     )
-    for run in pipelines.values():  # warm-up
-        run(images)
 
-    seconds: dict[str, list[float]] = {name: [] for name in pipelines}
-    for _ in tqdm(range(args.rounds), desc="rounds"):
-        for name, run in pipelines.items():
-            start = time.perf_counter()
-            run(images)
-            seconds[name].append(time.perf_counter() - start)
-
-    best = {name: len(images) / min(times) for name, times in seconds.items()}
-    median = {name: len(images) / statistics.median(times) for name, times in seconds.items()}
-    ref_name = "reference-style (torchvision + torch)"
-    hf_name = "HF LLaVA-NeXT processor, fast (torchvision)"
-    machine = (
-        f"{os.cpu_count()}-core CPU, no GPU ({platform.machine()}), torch {torch.__version__}, "
-        f"{torch.get_num_threads()} torch threads"
-    )
+    machine = f"{os.cpu_count()}-core CPU, no GPU ({platform.machine()}), torch {torch.__version__}"
     lines = [
         f"sphinx-1k, {len(images)} scikit-image photos ({', '.join(PHOTOS)}), decoded PIL image "
         f"-> normalised (5, 3, 224, 224) tensor, {args.rounds} interleaved rounds. "
-        f"Machine: {machine}; the CPU was shared with other jobs, so the best round is the "
+        f"Machine: {machine}. The CPU was shared with other jobs, so the best round is the "
         "cleaner figure and the median shows the spread.",
-        "",
-        "| pipeline | images/s (best round) | images/s (median) | vs reference-style "
-        "(best / median) | vs HF fast (best / median) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name in pipelines:
-        lines.append(
-            f"| {name} | {best[name]:.1f} | {median[name]:.1f} "
-            f"| {best[name] / best[ref_name]:.2f}x / {median[name] / median[ref_name]:.2f}x "
-            f"| {best[name] / best[hf_name]:.2f}x / {median[name] / median[hf_name]:.2f}x |"
-        )
-    lines += [
         "",
         f"sphinx-tiling output bit-identical to the reference-style pipeline: {identical}.",
     ]
-    table = "\n".join(lines) + "\n"
-    print(table)
+    for threads in args.torch_threads:
+        torch.set_num_threads(threads)
+        lines += ["", f"{threads} torch thread(s):", ""]
+        lines += table(measure(pipelines, images, args.rounds), len(images))
+    text = "\n".join(lines) + "\n"
+    print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
     with os.fdopen(handle, "w") as stream:
-        stream.write(table)
+        stream.write(text)
     os.replace(temp, args.out)
 
 

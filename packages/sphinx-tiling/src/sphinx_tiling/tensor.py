@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -11,9 +12,8 @@ import numpy as np
 from ._torch import require_torch
 from .images import DEFAULT_MAX_PIXELS, ImageSource
 from .layout import Layout
-from .plan import CanvasPlan
 from .presets import Preset, get_preset
-from .tiling import prepare
+from .tiling import PreparedImage, prepare
 
 if TYPE_CHECKING:
     import torch
@@ -61,7 +61,7 @@ def tile_tensor(
     prepared = prepare(image, preset, max_pixels=max_pixels)
     side = prepared.plan.side
     out = torch.empty((prepared.plan.n_views, 3, side, side), dtype=torch.float32)
-    _write_views(torch, prepared.canvas, prepared.plan, stats, out)
+    _write_views(torch, [prepared], stats, [out])
     return out
 
 
@@ -87,10 +87,14 @@ def tile_batch(
     device = torch.device(device) if device is not None else torch.device("cpu")
     side = preset.side
     pixel_values = torch.empty((sum(counts), 3, side, side), dtype=torch.float32, device=device)
-    start = 0
-    for item, count in zip(prepared, counts, strict=True):
-        _write_views(torch, item.canvas, item.plan, stats, pixel_values[start : start + count])
-        start += count
+    starts = np.cumsum([0, *counts])
+    outputs = [pixel_values[a:b] for a, b in itertools.pairwise(starts)]
+    # Images with the same canvas share one normalisation buffer and one interpolation call.
+    groups: dict[tuple, list[int]] = {}
+    for index, item in enumerate(prepared):
+        groups.setdefault((item.canvas.shape, item.plan.rows, item.plan.cols), []).append(index)
+    for members in groups.values():
+        _write_views(torch, [prepared[i] for i in members], stats, [outputs[i] for i in members])
     image_index = torch.repeat_interleave(
         torch.arange(len(prepared), device=device),
         torch.tensor(counts, dtype=torch.long, device=device),
@@ -104,43 +108,62 @@ def _stats(normalize: str | None):
     return NORMALIZATIONS[normalize]
 
 
-def _write_views(torch, canvas: np.ndarray, plan: CanvasPlan, stats, out) -> None:
-    """Fill `out` (n_views, 3, side, side) with the views of a uint8 HWC canvas."""
+def _write_views(torch, items: list[PreparedImage], stats, outs: list) -> None:
+    """Fill each `outs[k]` (n_views, 3, side, side) with the views of `items[k]`.
+
+    All items share one canvas shape and grid.
+    """
+    plan = items[0].plan
     side, rows, cols = plan.side, plan.rows, plan.cols
-    single = rows * cols == 1
-    if out.device.type != "cpu":
-        full = torch.from_numpy(np.ascontiguousarray(canvas.transpose(2, 0, 1))).to(out.device)
-        full = _normalise_tensor(torch, full.to(out.dtype), stats)
-    else:
-        full_array = out[0].numpy() if single else np.empty((3, *canvas.shape[:2]), np.float32)
-        _normalise_array(canvas, stats, full_array)
-        full = torch.from_numpy(full_array)
-    if single:
-        out[0] = full
+    device = outs[0].device
+    height, width = items[0].canvas.shape[:2]
+    if rows * cols == 1:  # the canvas is the only view: normalise straight into the output
+        for item, out in zip(items, outs, strict=True):
+            _normalise_into(torch, item.canvas, stats, out[0])
         return
+    full = torch.empty((len(items), 3, height, width), dtype=torch.float32, device=device)
+    for k, item in enumerate(items):
+        _normalise_into(torch, item.canvas, stats, full[k])
     first_crop = 0
     if plan.has_global_view:
-        out[0] = _global_view(torch, full, rows, cols, side)
+        global_views = _global_views(torch, full, rows, cols, side)
+        for k, out in enumerate(outs):
+            out[0] = global_views[k]
         first_crop = 1
-    crops = out[first_crop : first_crop + rows * cols].view(rows, cols, 3, side, side)
-    tiles = full.view(3, rows, side, cols, side).permute(1, 3, 0, 2, 4)
-    if out.device.type == "cpu":
-        np.copyto(crops.numpy(), tiles.numpy())
-    else:
-        crops.copy_(tiles)
+    tiles = full.view(len(items), 3, rows, side, cols, side).permute(0, 2, 4, 1, 3, 5)
+    for k, out in enumerate(outs):
+        crops = out[first_crop : first_crop + rows * cols].view(rows, cols, 3, side, side)
+        if device.type == "cpu":
+            np.copyto(crops.numpy(), tiles[k].numpy())
+        else:
+            crops.copy_(tiles[k])
 
 
-def _global_view(torch, full, rows: int, cols: int, side: int):
-    """torch bicubic interpolation (align_corners=False) of the canvas to side x side.
+def _global_views(torch, full, rows: int, cols: int, side: int):
+    """torch bicubic interpolation (align_corners=False) of the canvases to side x side.
 
     Shrinking by an odd whole factor k samples at k * i + (k - 1) / 2 exactly, where the
     cubic weights are exactly (0, 1, 0, 0): the result is then a strided slice, bit for bit.
     """
     if rows % 2 == 1 and cols % 2 == 1:
-        return full[:, rows // 2 :: rows, cols // 2 :: cols]
+        return full[:, :, rows // 2 :: rows, cols // 2 :: cols]
     return torch.nn.functional.interpolate(
-        full[None], size=(side, side), mode="bicubic", align_corners=False
-    )[0]
+        full, size=(side, side), mode="bicubic", align_corners=False
+    )
+
+
+def _normalise_into(torch, canvas: np.ndarray, stats, out) -> None:
+    """Normalise a uint8 HWC canvas into the float32 (3, H, W) tensor `out`."""
+    if out.device.type == "cpu":
+        _normalise_array(canvas, stats, out.numpy())
+        return
+    out.copy_(torch.from_numpy(np.ascontiguousarray(canvas.transpose(2, 0, 1))).to(out.device))
+    out.div_(255)
+    if stats is not None:
+        mean, std = (
+            torch.tensor(v, dtype=out.dtype, device=out.device).view(3, 1, 1) for v in stats
+        )
+        out.sub_(mean).div_(std)
 
 
 # ToTensor + Normalize step by step (x / 255, - mean, / std), each rounded to float32 as torch
@@ -152,11 +175,3 @@ def _normalise_array(canvas: np.ndarray, stats, out: np.ndarray) -> None:
         mean, std = (np.asarray(v, np.float32).reshape(3, 1, 1) for v in stats)
         out -= mean
         out /= std
-
-
-def _normalise_tensor(torch, full, stats):
-    full = full.div_(255)
-    if stats is None:
-        return full
-    mean, std = (torch.tensor(v, dtype=full.dtype, device=full.device).view(3, 1, 1) for v in stats)
-    return full.sub_(mean).div_(std)
