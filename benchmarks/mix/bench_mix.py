@@ -234,18 +234,20 @@ def run_benchmark(args, work: Path) -> None:
     }
     outputs = {
         "sphinx-mix": work / "ours",
+        "sphinx-mix --no-hash": work / "ours_no_hash",
         "mergekit": work / "theirs",
         "I/O floor (cat + cp)": floor_out,
     }
     results: dict[str, list[dict]] = {name: [] for name in contenders}
     for run in range(args.runs):
         for name, command in contenders.items():
-            if name in outputs and outputs[name].exists():
-                shutil.rmtree(outputs[name])
             results[name].append(measure(command))
             print(f"run {run + 1} {name}: {results[name][-1]}", file=sys.stderr)
+            # keep only the last run's outputs (for the comparison), so runs start alike
+            if name in outputs and run + 1 < args.runs:
+                shutil.rmtree(outputs[name])
     max_abs, max_ulps, keys = compare(work / "ours", work / "theirs")
-    table = render(results, size, max_abs, max_ulps, keys, args)
+    table = render(results, size, max_abs, max_ulps, keys, args, _mergekit_version(args.mergekit))
     print(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(table)
@@ -259,7 +261,17 @@ def _paired(results, name: str, other: str, field: str) -> float:
     )
 
 
-def render(results, size, max_abs, max_ulps, keys, args) -> str:
+def _mergekit_version(executable: str) -> str:
+    python = Path(executable).with_name("python")
+    done = subprocess.run(
+        [str(python), "-c", "from importlib.metadata import version; print(version('mergekit'))"],
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() or "unknown version"
+
+
+def render(results, size, max_abs, max_ulps, keys, args, mergekit_version: str) -> str:
     wall = {name: statistics.median(r["wall"] for r in runs) for name, runs in results.items()}
     rss = {name: statistics.median(r["rss"] for r in runs) for name, runs in results.items()}
     moved = 3 * size  # both inputs read, one output written
@@ -271,7 +283,7 @@ def render(results, size, max_abs, max_ulps, keys, args) -> str:
         f"Machine: {MACHINE}. Two checkpoints of {size / 1e9:.2f} GB each ({args.layers} layers, "
         f"hidden {args.hidden}, MLP {args.intermediate}, vocab {args.vocab}; {keys} tensors, sharded "
         f"at {args.input_shard_bytes / 1e6:.0f} MB), weights 0.7 / 0.3, output bf16, each tool run "
-        f"as a child process. Medians of {args.runs} interleaved runs; ratios are medians of the "
+        f"as a child process (mergekit {mergekit_version}, `mergekit-yaml`, linear, dtype bfloat16). Medians of {args.runs} interleaved runs; ratios are medians of the "
         "per-run ratios. Inputs in the page cache. Throughput counts both inputs read plus one "
         "output written.",
         "",

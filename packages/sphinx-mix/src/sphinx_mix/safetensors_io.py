@@ -80,7 +80,7 @@ class SafetensorsFile:
         try:
             size = os.fstat(self._handle.fileno()).st_size
             header, data_start = _read_header(self.path, self._handle, size)
-            self.metadata: dict[str, str] = header.pop("__metadata__", None) or {}
+            header.pop("__metadata__", None)
             self.tensors = _parse_entries(self.path, header, data_start, size)
         except BaseException:
             self._handle.close()
