@@ -80,7 +80,7 @@ def test_photo_views_match_the_plain_pil_recipe(photo, preset, grid):
 
 @pytest.mark.parametrize("size", [(1, 4000), (4000, 1), (1, 1), (2, 3), (1500, 700), (700, 1500)])
 def test_extreme_and_large_sizes_match_the_plain_pil_recipe(size):
-    # Large sizes take the threaded band path; 1 x 4000 pads 3999 columns.
+    # 1 x 4000 pads 3999 columns; 4000 x 1 takes the shared padding-row path.
     rng = np.random.default_rng(sum(size))
     image = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
     got = [np.asarray(view) for view in tile(image, "sphinx-1k").views]
@@ -118,13 +118,10 @@ def test_internvl_thumbnail_first_then_stretched_tiles():
         assert np.array_equal(np.asarray(ours), np.asarray(theirs))
 
 
-def _tile_large_image(_):
-    return len(tile(np.zeros((1200, 1500, 3), np.uint8), "sphinx-2k").views)
-
-
-def test_tiling_works_in_a_forked_worker_after_the_parent_used_threads():
-    import multiprocessing
-
-    assert _tile_large_image(None) == 10  # the parent starts its resize threads
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        assert pool.apply_async(_tile_large_image, (None,)).get(timeout=60) == 10
+@pytest.mark.parametrize(("preset", "grid"), [("sphinx-1k", 2), ("sphinx-2k", 3)])
+def test_portrait_photo_views_match_the_plain_pil_recipe(photo, preset, grid):
+    # Tall images are padded left and right instead of above and below.
+    image = photo.transpose(Image.Transpose.TRANSPOSE)
+    got = [np.asarray(view) for view in tile(image, preset).views]
+    for ours, theirs in zip(got, reference_views(image, grid), strict=True):
+        assert np.array_equal(ours, theirs)
