@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sphinx_tiling import get_preset, tile, tile_batch, tile_tensor
+from sphinx_tiling import ImageLoadError, get_preset, tile, tile_batch, tile_tensor
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -129,3 +129,12 @@ def test_global_view_is_torch_bicubic_of_the_normalised_canvas(size, grid):
     ours = tile_tensor(pixels, "anyres-internvl")
     assert ours.shape[0] == rows * cols + 1
     assert torch.equal(ours[0], expected)
+
+
+def test_tile_batch_threads_change_nothing_and_errors_name_the_input(photos):
+    images = [photos["chelsea"], photos["rocket"], photos["astronaut"]]
+    threaded = tile_batch(images, "sphinx-2k", workers=3)
+    sequential = tile_batch(images, "sphinx-2k", workers=1)
+    assert torch.equal(threaded.pixel_values, sequential.pixel_values)
+    with pytest.raises(ImageLoadError, match=r"<9 bytes>"):
+        tile_batch([photos["chelsea"], b"not a png"], "sphinx", workers=2)

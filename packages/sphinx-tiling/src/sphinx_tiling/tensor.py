@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -72,17 +74,20 @@ def tile_batch(
     device: Any = None,
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    workers: int | None = None,
 ) -> TiledBatch:
     """Tile many images into one stacked tensor plus the view -> image index.
 
-    With `device` (e.g. "cuda"), the canvases travel as uint8 and normalisation and the
-    global-view interpolation run there; the PIL resize stays on the CPU so the numbers
-    keep the reference's resampling.
+    Images are decoded and resized on `workers` threads (default: one per CPU core, at most
+    one per image; Pillow releases the GIL while resampling); pass ``workers=1`` inside
+    DataLoader workers. With `device` (e.g. "cuda"), the canvases travel as uint8 and
+    normalisation and the global-view interpolation run there; the PIL resize stays on the
+    CPU so the numbers keep the reference's resampling.
     """
     torch = require_torch("tile_batch")
     stats = _stats(normalize)
     preset = get_preset(preset)
-    prepared = [prepare(image, preset, max_pixels=max_pixels) for image in images]
+    prepared = _prepare_all(images, preset, max_pixels, workers)
     counts = [p.plan.n_views for p in prepared]
     device = torch.device(device) if device is not None else torch.device("cpu")
     side = preset.side
@@ -100,6 +105,14 @@ def tile_batch(
         torch.tensor(counts, dtype=torch.long, device=device),
     )
     return TiledBatch(pixel_values, image_index, [p.layout for p in prepared])
+
+
+def _prepare_all(images, preset: Preset, max_pixels: int | None, workers: int | None):
+    workers = min(len(images), workers or os.cpu_count() or 1)
+    if workers <= 1:
+        return [prepare(image, preset, max_pixels=max_pixels) for image in images]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sphinx-tiling") as pool:
+        return list(pool.map(lambda image: prepare(image, preset, max_pixels=max_pixels), images))
 
 
 def _stats(normalize: str | None):
