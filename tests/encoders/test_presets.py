@@ -39,11 +39,13 @@ def test_real_size_presets_on_meta(name, queries, patches, patch_dim, query_dim)
 
 
 @pytest.mark.slow
-def test_sphinx_meta_forward_gives_291_tokens_per_view():
-    encoder = create_encoder("sphinx", llm_dim=4096, device="meta")
-    assert encoder.tokens_per_view == 291
-    out = encoder(torch.empty(5, 3, 224, 224, device="meta"))
-    assert out.embeds.shape == (5, 291, 4096)
+@pytest.mark.parametrize(("name", "queries", "patches"), [r[:3] for r in REAL])
+@pytest.mark.parametrize("n_views", [1, 5, 10])
+def test_real_size_meta_forward(name, queries, patches, n_views):
+    encoder = create_encoder(name, llm_dim=4096, device="meta")
+    out = encoder(torch.empty(n_views, 3, 224, 224, device="meta"))
+    assert out.embeds.shape == (n_views, 2 + queries + patches, 4096)
+    assert out.mask.shape == (n_views, 2 + queries + patches)
 
 
 def test_sphinx_backbone_sizes_on_meta():
