@@ -1,8 +1,10 @@
 """The sphinx-mix command: results, exit codes and one-line errors."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -141,3 +143,27 @@ def test_help_explains_options(capsys):
     text = capsys.readouterr().out
     for option in ("--beta", "--on-missing", "--shard-size", "--include", "--rule", "--device"):
         assert option in text
+
+
+@pytest.mark.slow
+def test_sigterm_mid_run_exits_130_and_leaves_nothing(tmp_path, kit):
+    big = {f"layer{i}.weight": torch.zeros(2_000_000) for i in range(40)}  # 320 MB per source
+    paths = [str(kit.save_single(tmp_path / f"{n}.safetensors", big)) for n in "ab"]
+    script = os.path.join(os.path.dirname(sys.executable), "sphinx-mix")
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [script, "linear", *paths, "--out", str(out), "--no-progress", "--shard-size", "20MB"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".out.incomplete-*/model-*.safetensors")):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted" in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.safetensors", "b.safetensors"]
