@@ -219,16 +219,22 @@ class MixedVisualEncoder(nn.Module):
         keys (with `strict`) and wrong shapes raise one `WeightsError` listing them in
         reference names. Returns the reference keys that were not found.
         """
-        expected = self.reference_state_dict()
-        given = dict(state_dict)
-        for key in self._unused_reference_keys(given):
-            given.pop(key)
-        missing = check_keys(expected, given, "reference state dict", strict=strict)
-        unexpected = set(given) - set(expected)
-        for key in unexpected:
-            given.pop(key)
-        assign_weights(self, self._from_reference(given), "reference state dict", strict=False)
+        usable, missing = self.check_reference_state_dict(state_dict, strict=strict)
+        assign_weights(self, self._from_reference(usable), "reference state dict", strict=False)
         return missing
+
+    def check_reference_state_dict(
+        self, state_dict: Mapping[str, torch.Tensor], strict: bool = True
+    ) -> tuple[dict[str, torch.Tensor], list[str]]:
+        """The checks of `load_reference_state_dict` without loading (works on meta too).
+
+        Returns the entries that would be loaded and the missing reference keys.
+        """
+        expected = self.reference_state_dict()
+        unused = set(self._unused_reference_keys(state_dict))
+        given = {k: v for k, v in state_dict.items() if k not in unused}
+        missing = check_keys(expected, given, "reference state dict", strict=strict)
+        return {k: v for k, v in given.items() if k in expected}, missing
 
     def _backbone_prefixes(self) -> list[tuple[str, FrozenBackbone]]:
         pairs = [(f"patch_encoders.{n}.", e) for n, e in self.patch_encoders.items()]
