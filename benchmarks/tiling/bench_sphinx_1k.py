@@ -3,7 +3,8 @@
 Compares, in one process on the same photos (scikit-image), with rounds interleaved so
 that background load hits every pipeline alike:
 
-* sphinx-tiling: `tile_tensor` one image at a time, and `tile_batch` over the set;
+* sphinx-tiling: `tile_tensor` one image at a time, and `tile_batch` over the set, each
+  with the exact Pillow resize (default) and with `resample="torch"`;
 * the reference-style pipeline: pad to square, torchvision Resize(448, bicubic), ToTensor,
   Normalize, torch bicubic interpolation to 224 for the global view, slices for the crops;
 * transformers' LLaVA-NeXT image processor, slow (PIL) and fast (torchvision), set up to
@@ -99,6 +100,14 @@ def ours_batch(images):
     return tile_batch(images, "sphinx-1k").pixel_values
 
 
+def ours_single_torch_resample(images):
+    return [tile_tensor(image, "sphinx-1k", resample="torch") for image in images]
+
+
+def ours_batch_torch_resample(images):
+    return tile_batch(images, "sphinx-1k", resample="torch").pixel_values
+
+
 REFERENCE = "reference-style (torchvision + torch)"
 HF_FAST = "HF LLaVA-NeXT processor, fast (torchvision)"
 
@@ -151,6 +160,8 @@ def main() -> None:
     pipelines = {
         "sphinx-tiling `tile_tensor`": ours_single,
         "sphinx-tiling `tile_batch`": ours_batch,
+        'sphinx-tiling `tile_tensor`, `resample="torch"`': ours_single_torch_resample,
+        'sphinx-tiling `tile_batch`, `resample="torch"`': ours_batch_torch_resample,
         REFERENCE: reference_style(),
         "HF LLaVA-NeXT processor, slow (PIL)": hf_processor(LlavaNextImageProcessorPil),
         HF_FAST: hf_processor(LlavaNextImageProcessor),

@@ -138,3 +138,28 @@ def test_tile_batch_threads_change_nothing_and_errors_name_the_input(photos):
     assert torch.equal(threaded.pixel_values, sequential.pixel_values)
     with pytest.raises(ImageLoadError, match=r"<9 bytes>"):
         tile_batch([photos["chelsea"], b"not a png"], "sphinx", workers=2)
+
+
+def test_torch_resampling_stays_within_two_levels_of_pillow(photo):
+    exact = tile_tensor(photo, "sphinx-2k", normalize=None)
+    fast = tile_tensor(photo, "sphinx-2k", normalize=None, resample="torch")
+    assert fast.shape == exact.shape
+    assert float((fast - exact).abs().max()) <= 2 / 255 + 1e-6
+    assert float((fast - exact).abs().mean()) < 0.1 / 255
+
+
+@pytest.mark.parametrize("size", [(1, 4000), (4000, 1), (1, 1), (1000, 700)])
+@pytest.mark.parametrize("preset", ["sphinx-1k", "anyres-llava", "anyres-internvl"])
+def test_torch_resampling_handles_every_shape_and_rule(size, preset):
+    pixels = np.full((size[1], size[0], 3), 200, np.uint8)
+    exact = tile_batch([pixels], preset, normalize=None)
+    fast = tile_batch([pixels], preset, normalize=None, resample="torch")
+    assert fast.pixel_values.shape == exact.pixel_values.shape
+    assert fast.layouts == exact.layouts
+    # A flat image and flat padding: both resamplers keep flat areas flat.
+    assert float((fast.pixel_values - exact.pixel_values).abs().max()) <= 2 / 255 + 1e-6
+
+
+def test_unknown_resampler_is_refused():
+    with pytest.raises(ValueError, match=r"resample='lanczos'.*'pil', 'torch'"):
+        tile_tensor(np.zeros((8, 8, 3), np.uint8), "sphinx", resample="lanczos")

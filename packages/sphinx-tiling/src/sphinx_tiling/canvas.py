@@ -12,39 +12,76 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ._torch import require_torch
 from .plan import CanvasPlan
 
 _BICUBIC = Image.Resampling.BICUBIC
 
 
-def render_canvas(image: Image.Image, plan: CanvasPlan, fill: tuple[int, int, int]) -> np.ndarray:
-    """The canvas of `plan` for an RGB `image`, as a (height, width, 3) uint8 array."""
+RESAMPLERS = ("pil", "torch")
+
+
+def render_canvas(
+    image: Image.Image, plan: CanvasPlan, fill: tuple[int, int, int], resample: str = "pil"
+) -> np.ndarray:
+    """The canvas of `plan` for an RGB `image`, as a (height, width, 3) uint8 array.
+
+    `resample="pil"` gives Pillow's bicubic exactly (the reference numerics); "torch" uses
+    torch's antialiased uint8 bicubic, about 3x faster and within 2 levels of Pillow's.
+    """
+    if resample == "pil":
+        stretched = _stretch_pil(image, plan, fill)
+    elif resample == "torch":
+        stretched = _stretch_torch(image, plan, fill)
+    else:
+        raise ValueError(f"resample={resample!r}: expected one of {RESAMPLERS}")
+    resized = plan.resized_size
+    canvas_w, canvas_h = plan.canvas_size
+    if (canvas_w, canvas_h) == resized:
+        return stretched
+    canvas = np.empty((canvas_h, canvas_w, 3), np.uint8)
+    canvas[:] = fill
+    qx, qy = plan.paste_offset
+    canvas[qy : qy + resized[1], qx : qx + resized[0]] = stretched
+    return canvas
+
+
+def _stretch_pil(image: Image.Image, plan: CanvasPlan, fill: tuple[int, int, int]) -> np.ndarray:
     width, height = image.size
     padded_w, padded_h = plan.padded_size
     resized = plan.resized_size
     dx, dy = plan.pad_offset
-
     if padded_h != height and padded_w == width and resized[0] != padded_w:
         resized_rows = np.asarray(image.resize((resized[0], height), _BICUBIC))
         fill_row = Image.new("RGB", (padded_w, 1), fill).resize((resized[0], 1), _BICUBIC)
         grid = np.empty((padded_h, resized[0], 3), np.uint8)
         grid[:] = np.asarray(fill_row)
         grid[dy : dy + height] = resized_rows
-        stretched = Image.fromarray(grid)
-        if resized[1] != padded_h:
-            stretched = stretched.resize(resized, _BICUBIC)
-    else:
-        padded = image
-        if (padded_w, padded_h) != (width, height):
-            padded = Image.new("RGB", (padded_w, padded_h), fill)
-            padded.paste(image, (dx, dy))
-        stretched = padded.resize(resized, _BICUBIC) if resized != padded.size else padded
+        if resized[1] == padded_h:
+            return grid
+        return np.asarray(Image.fromarray(grid).resize(resized, _BICUBIC))
+    padded = image
+    if (padded_w, padded_h) != (width, height):
+        padded = Image.new("RGB", (padded_w, padded_h), fill)
+        padded.paste(image, (dx, dy))
+    return np.asarray(padded.resize(resized, _BICUBIC) if resized != padded.size else padded)
 
-    canvas_w, canvas_h = plan.canvas_size
-    if (canvas_w, canvas_h) == resized:
-        return np.asarray(stretched)
-    canvas = np.empty((canvas_h, canvas_w, 3), np.uint8)
-    canvas[:] = fill
-    qx, qy = plan.paste_offset
-    canvas[qy : qy + resized[1], qx : qx + resized[0]] = np.asarray(stretched)
-    return canvas
+
+def _stretch_torch(image: Image.Image, plan: CanvasPlan, fill: tuple[int, int, int]) -> np.ndarray:
+    torch = require_torch('resample="torch"')
+    width, height = image.size
+    padded_w, padded_h = plan.padded_size
+    dx, dy = plan.pad_offset
+    padded = np.empty((padded_h, padded_w, 3), np.uint8)
+    if (padded_w, padded_h) != (width, height):
+        padded[:] = fill
+    padded[dy : dy + height, dx : dx + width] = np.asarray(image)
+    if plan.resized_size == (padded_w, padded_h):
+        return padded
+    # An HWC array seen as NCHW is channels-last, the layout torch's fast uint8 kernels use.
+    pixels = torch.from_numpy(padded).permute(2, 0, 1)[None]
+    resized_w, resized_h = plan.resized_size
+    stretched = torch.nn.functional.interpolate(
+        pixels, size=(resized_h, resized_w), mode="bicubic", antialias=True, align_corners=False
+    )
+    return stretched[0].permute(1, 2, 0).contiguous().numpy()

@@ -51,16 +51,19 @@ def tile_tensor(
     normalize: str | None = "clip",
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    resample: str = "pil",
 ) -> torch.Tensor:
     """`image`'s views as a float32 tensor (n_views, 3, side, side).
 
     Same numbers as the SPHINX reference: PIL bicubic resize of the padded canvas, /255,
     normalise, global view = torch bicubic (align_corners=False) of the normalised canvas,
     crops = slices of it. `normalize` is "clip", "imagenet" or None (values in [0, 1]).
+    `resample="torch"` resizes with torch's uint8 kernels instead of Pillow: about 3x
+    faster, pixels within 2 levels of Pillow's, no longer bit-identical to the reference.
     """
     torch = require_torch("tile_tensor")
     stats = _stats(normalize)
-    prepared = prepare(image, preset, max_pixels=max_pixels)
+    prepared = prepare(image, preset, max_pixels=max_pixels, resample=resample)
     side = prepared.plan.side
     out = torch.empty((prepared.plan.n_views, 3, side, side), dtype=torch.float32)
     _write_views(torch, [prepared], stats, [out])
@@ -75,6 +78,7 @@ def tile_batch(
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     workers: int | None = None,
+    resample: str = "pil",
 ) -> TiledBatch:
     """Tile many images into one stacked tensor plus the view -> image index.
 
@@ -82,12 +86,12 @@ def tile_batch(
     one per image; Pillow releases the GIL while resampling); pass ``workers=1`` inside
     DataLoader workers. With `device` (e.g. "cuda"), the canvases travel as uint8 and
     normalisation and the global-view interpolation run there; the PIL resize stays on the
-    CPU so the numbers keep the reference's resampling.
+    CPU so the numbers keep the reference's resampling. `resample` is as in `tile_tensor`.
     """
     torch = require_torch("tile_batch")
     stats = _stats(normalize)
     preset = get_preset(preset)
-    prepared = _prepare_all(images, preset, max_pixels, workers)
+    prepared = _prepare_all(images, preset, max_pixels, workers, resample)
     counts = [p.plan.n_views for p in prepared]
     device = torch.device(device) if device is not None else torch.device("cpu")
     side = preset.side
@@ -107,12 +111,15 @@ def tile_batch(
     return TiledBatch(pixel_values, image_index, [p.layout for p in prepared])
 
 
-def _prepare_all(images, preset: Preset, max_pixels: int | None, workers: int | None):
+def _prepare_all(images, preset: Preset, max_pixels: int | None, workers: int | None, resample):
+    def run(image):
+        return prepare(image, preset, max_pixels=max_pixels, resample=resample)
+
     workers = min(len(images), workers or os.cpu_count() or 1)
     if workers <= 1:
-        return [prepare(image, preset, max_pixels=max_pixels) for image in images]
+        return [run(image) for image in images]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sphinx-tiling") as pool:
-        return list(pool.map(lambda image: prepare(image, preset, max_pixels=max_pixels), images))
+        return list(pool.map(run, images))
 
 
 def _stats(normalize: str | None):

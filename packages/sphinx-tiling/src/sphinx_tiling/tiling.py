@@ -25,13 +25,17 @@ class PreparedImage:
 
 
 def prepare(
-    image: ImageSource, preset: str | Preset, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    image: ImageSource,
+    preset: str | Preset,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    resample: str = "pil",
 ) -> PreparedImage:
     """Decode `image`, plan its views under `preset` and render the canvas."""
     preset = get_preset(preset)
     rgb = load_image(image, max_pixels=max_pixels, fill=preset.fill)
     plan = plan_canvas(rgb.width, rgb.height, preset)
-    canvas = render_canvas(rgb, plan, preset.fill)
+    canvas = render_canvas(rgb, plan, preset.fill, resample)
     return PreparedImage(preset, plan, Layout.from_plan(plan, preset.name), canvas)
 
 
