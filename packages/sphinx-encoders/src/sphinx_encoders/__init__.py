@@ -17,7 +17,7 @@ from .config import (
     EncoderConfig,
     QFormerConfig,
 )
-from .loading import load_weights
+from .loading import check_weights, load_weights
 from .mixed import EncodedImages, MixedVisualEncoder, gather_views
 from .presets import create_encoder, get_encoder_config, list_encoders, register_encoder
 from .weights import WeightsError, read_state_dict
@@ -40,6 +40,7 @@ __all__ = [
     "QFormerConfig",
     "WeightsError",
     "__version__",
+    "check_weights",
     "create_encoder",
     "gather_views",
     "get_encoder_config",
