@@ -35,7 +35,6 @@ class ClipViTBackbone(FrozenBackbone):
             norm_layer=LayerNorm,
         )
         grid = config.image_size // config.patch_size
-        self.grid = grid
         self.num_tokens = grid * grid + 1
         self.out_channels = config.width
         self.reference_prefix = config.reference_prefix

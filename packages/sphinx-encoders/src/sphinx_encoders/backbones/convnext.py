@@ -33,7 +33,6 @@ class ConvNeXtBackbone(FrozenBackbone):
             depths=config.depths, dims=config.dims, norm_eps=config.norm_eps, num_classes=0
         )
         self.repeat = config.output_grid // native
-        self.grid = config.output_grid
         self.num_tokens = config.output_grid**2 + 1
         self.out_channels = config.dims[-1]
         self.reference_prefix = config.reference_prefix

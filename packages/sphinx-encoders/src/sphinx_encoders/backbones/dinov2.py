@@ -103,7 +103,6 @@ class DinoV2Backbone(FrozenBackbone):
             dynamic_img_size=True,
         )
         grid = config.image_size // config.patch_size
-        self.grid = grid
         self.num_tokens = grid * grid + 1
         self.out_channels = config.embed_dim
         self.reference_prefix = config.reference_prefix
