@@ -1,10 +1,10 @@
-"""Render a plan's canvas: pad, PIL-bicubic resize, paste.
+"""Render a plan's canvas: pad, resize (Pillow bicubic, or torch's uint8 bicubic), paste.
 
-The result is byte-identical to padding the whole image and calling one PIL ``resize``.
-Pillow resizes in two passes through an 8-bit intermediate: horizontal (each row on its
-own), then vertical. When an image is padded above and below, all padding rows are alike,
-so their horizontal pass is computed once instead of once per row, and the padded image is
-never built at full resolution (for a 4000 x 3000 photo this takes about 40% off).
+The Pillow path is byte-identical to padding the whole image and calling one PIL
+``resize``. Pillow resizes in two passes through an 8-bit intermediate: horizontal (each
+row on its own), then vertical. When an image is padded above and below, all padding rows
+are alike, so their horizontal pass is computed once instead of once per row, and the
+padded image is never built at full resolution (about 40% off for a 4000 x 3000 photo).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from ._torch import require_torch
 from .plan import CanvasPlan
 
 _BICUBIC = Image.Resampling.BICUBIC
-
-
 RESAMPLERS = ("pil", "torch")
 
 
