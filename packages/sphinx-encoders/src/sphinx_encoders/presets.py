@@ -75,10 +75,22 @@ def create_encoder(
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
         dtype = _DTYPES[dtype]
-    with torch.device(device if device is not None else "cpu"):
+    target = torch.device(device if device is not None else "cpu")
+    # A strict load of a whole-encoder file overwrites every tensor, so the (slow, for the
+    # real sizes) random init is skipped: build on meta, then allocate uninitialised memory.
+    skip_init = (
+        weights is not None
+        and strict
+        and not isinstance(weights, Mapping)
+        and target.type != "meta"
+    )
+    with torch.device("meta" if skip_init else target):
         encoder = MixedVisualEncoder(config, llm_dim)
     if dtype is not None:
         encoder.to(dtype)
+    if skip_init:
+        # Sound because every tensor is in the state dict (no non-persistent buffers).
+        encoder.to_empty(device=target)
     if weights is not None:
         load_weights(encoder, weights, strict=strict)
     if channels_last:
