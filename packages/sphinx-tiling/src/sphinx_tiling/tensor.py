@@ -15,7 +15,7 @@ from ._torch import require_torch
 from .images import DEFAULT_MAX_PIXELS, ImageSource
 from .layout import Layout
 from .presets import Preset, get_preset
-from .tiling import PreparedImage, prepare
+from .tiling import PreparedImage, decode, prepare, render
 
 if TYPE_CHECKING:
     import torch
@@ -66,7 +66,7 @@ def tile_tensor(
     prepared = prepare(image, preset, max_pixels=max_pixels, resample=resample)
     side = prepared.plan.side
     out = torch.empty((prepared.plan.n_views, 3, side, side), dtype=torch.float32)
-    _write_views(torch, [prepared], stats, [out])
+    _write_views(torch, prepared, stats, out)
     return out
 
 
@@ -82,28 +82,35 @@ def tile_batch(
 ) -> TiledBatch:
     """Tile many images into one stacked tensor plus the view -> image index.
 
-    Images are decoded and resized on `workers` threads (default: one per CPU core, at most
-    one per image; Pillow releases the GIL while resampling); pass ``workers=1`` inside
-    DataLoader workers. With `device` (e.g. "cuda"), the canvases travel as uint8 and
-    normalisation and the global-view interpolation run there; the PIL resize stays on the
-    CPU so the numbers keep the reference's resampling. `resample` is as in `tile_tensor`.
+    Each image is decoded, resized and cut on one of `workers` threads (default: one per
+    CPU core, at most one per image; Pillow, numpy and torch release the GIL); pass
+    ``workers=1`` inside DataLoader workers.
+    With `device` (e.g. "cuda"), the canvases travel as uint8 and normalisation and the
+    global-view interpolation run there; the PIL resize stays on the CPU so the numbers
+    keep the reference's resampling. `resample` is as in `tile_tensor`.
     """
     torch = require_torch("tile_batch")
     stats = _stats(normalize)
     preset = get_preset(preset)
-    prepared = _prepare_all(images, preset, max_pixels, workers, resample)
-    counts = [p.plan.n_views for p in prepared]
     device = torch.device(device) if device is not None else torch.device("cpu")
-    side = preset.side
-    pixel_values = torch.empty((sum(counts), 3, side, side), dtype=torch.float32, device=device)
-    starts = np.cumsum([0, *counts])
-    outputs = [pixel_values[a:b] for a, b in itertools.pairwise(starts)]
-    # Images with the same canvas share one normalisation buffer and one interpolation call.
-    groups: dict[tuple, list[int]] = {}
-    for index, item in enumerate(prepared):
-        groups.setdefault((item.canvas.shape, item.plan.rows, item.plan.cols), []).append(index)
-    for members in groups.values():
-        _write_views(torch, [prepared[i] for i in members], stats, [outputs[i] for i in members])
+    workers = min(len(images), workers or os.cpu_count() or 1)
+    with _pool(workers) as pool:
+        # Decode and plan first so the stacked output can be allocated; then each image's
+        # views are written straight into its slice.
+        decoded = list(pool.map(lambda image: decode(image, preset, max_pixels), images))
+        counts = [plan.n_views for _, plan in decoded]
+        pixel_values = torch.empty(
+            (sum(counts), 3, preset.side, preset.side), dtype=torch.float32, device=device
+        )
+        starts = np.cumsum([0, *counts])
+        outputs = [pixel_values[a:b] for a, b in itertools.pairwise(starts)]
+
+        def write_views(k: int) -> PreparedImage:
+            item = render(*decoded[k], preset, resample)
+            _write_views(torch, item, stats, outputs[k])
+            return item
+
+        prepared = list(pool.map(write_views, range(len(images))))
     image_index = torch.repeat_interleave(
         torch.arange(len(prepared), device=device),
         torch.tensor(counts, dtype=torch.long, device=device),
@@ -111,15 +118,24 @@ def tile_batch(
     return TiledBatch(pixel_values, image_index, [p.layout for p in prepared])
 
 
-def _prepare_all(images, preset: Preset, max_pixels: int | None, workers: int | None, resample):
-    def run(image):
-        return prepare(image, preset, max_pixels=max_pixels, resample=resample)
+class _Inline:
+    """Stands in for the thread pool when there is one worker."""
 
-    workers = min(len(images), workers or os.cpu_count() or 1)
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    @staticmethod
+    def map(fn, items):
+        return map(fn, items)
+
+
+def _pool(workers: int):
     if workers <= 1:
-        return [run(image) for image in images]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sphinx-tiling") as pool:
-        return list(pool.map(run, images))
+        return _Inline()
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sphinx-tiling")
 
 
 def _stats(normalize: str | None):
@@ -128,56 +144,50 @@ def _stats(normalize: str | None):
     return NORMALIZATIONS[normalize]
 
 
-def _write_views(torch, items: list[PreparedImage], stats, outs: list) -> None:
-    """Fill each `outs[k]` (n_views, 3, side, side) with the views of `items[k]`.
+def _write_views(torch, item: PreparedImage, stats, out) -> None:
+    """Write the views of `item` into `out` (n_views, 3, side, side).
 
-    All items share one canvas shape and grid.
+    The crops are copied from the normalised canvas; the global view is interpolated from it.
     """
-    plan = items[0].plan
+    plan = item.plan
     side, rows, cols = plan.side, plan.rows, plan.cols
-    device = outs[0].device
-    height, width = items[0].canvas.shape[:2]
     if rows * cols == 1:  # the canvas is the only view: normalise straight into the output
-        for item, out in zip(items, outs, strict=True):
-            _normalise_into(torch, item.canvas, stats, out[0])
+        _normalise_into(torch, item.canvas, stats, out[0])
         return
-    full = torch.empty((len(items), 3, height, width), dtype=torch.float32, device=device)
-    for k, item in enumerate(items):
-        _normalise_into(torch, item.canvas, stats, full[k])
+    height, width = item.canvas.shape[1:]
+    full = torch.empty((1, 3, height, width), dtype=torch.float32, device=out.device)
+    _normalise_into(torch, item.canvas, stats, full[0])
     first_crop = 0
     if plan.has_global_view:
-        global_views = _global_views(torch, full, rows, cols, side)
-        for k, out in enumerate(outs):
-            out[0] = global_views[k]
+        out[0] = _global_view(torch, full, rows, cols, side)
         first_crop = 1
-    tiles = full.view(len(items), 3, rows, side, cols, side).permute(0, 2, 4, 1, 3, 5)
-    for k, out in enumerate(outs):
-        crops = out[first_crop : first_crop + rows * cols].view(rows, cols, 3, side, side)
-        if device.type == "cpu":
-            np.copyto(crops.numpy(), tiles[k].numpy())
-        else:
-            crops.copy_(tiles[k])
+    tiles = full[0].view(3, rows, side, cols, side).permute(1, 3, 0, 2, 4)
+    crops = out[first_crop : first_crop + rows * cols].view(rows, cols, 3, side, side)
+    if out.device.type == "cpu":
+        np.copyto(crops.numpy(), tiles.numpy())
+    else:
+        crops.copy_(tiles)
 
 
-def _global_views(torch, full, rows: int, cols: int, side: int):
-    """torch bicubic interpolation (align_corners=False) of the canvases to side x side.
+def _global_view(torch, full, rows: int, cols: int, side: int):
+    """torch bicubic interpolation (align_corners=False) of the canvas to side x side.
 
     Shrinking by an odd whole factor k samples at k * i + (k - 1) / 2 exactly, where the
     cubic weights are exactly (0, 1, 0, 0): the result is then a strided slice, bit for bit.
     """
     if rows % 2 == 1 and cols % 2 == 1:
-        return full[:, :, rows // 2 :: rows, cols // 2 :: cols]
+        return full[0, :, rows // 2 :: rows, cols // 2 :: cols]
     return torch.nn.functional.interpolate(
         full, size=(side, side), mode="bicubic", align_corners=False
-    )
+    )[0]
 
 
 def _normalise_into(torch, canvas: np.ndarray, stats, out) -> None:
-    """Normalise a uint8 HWC canvas into the float32 (3, H, W) tensor `out`."""
+    """Normalise uint8 (3, H, W) channel planes into the float32 (3, H, W) tensor `out`."""
     if out.device.type == "cpu":
         _normalise_array(canvas, stats, out.numpy())
         return
-    out.copy_(torch.from_numpy(np.ascontiguousarray(canvas.transpose(2, 0, 1))).to(out.device))
+    out.copy_(torch.from_numpy(np.ascontiguousarray(canvas)).to(out.device))
     out.div_(255)
     if stats is not None:
         mean, std = (
@@ -187,11 +197,11 @@ def _normalise_into(torch, canvas: np.ndarray, stats, out) -> None:
 
 
 # ToTensor + Normalize step by step (x / 255, - mean, / std), each rounded to float32 as torch
-# does, so the values are bit-identical; numpy keeps these cheap passes off torch's thread pool.
+# does, so the values are bit-identical; numpy keeps these cheap passes off torch's thread
+# pool. The uint8 -> float32 cast, exact, happens inside the division.
 def _normalise_array(canvas: np.ndarray, stats, out: np.ndarray) -> None:
-    np.copyto(out, canvas.transpose(2, 0, 1), casting="unsafe")
-    out /= np.float32(255)
+    np.divide(canvas, np.float32(255), out=out, dtype=np.float32)
     if stats is not None:
         mean, std = (np.asarray(v, np.float32).reshape(3, 1, 1) for v in stats)
-        out -= mean
-        out /= std
+        np.subtract(out, mean, out=out)
+        np.divide(out, std, out=out)

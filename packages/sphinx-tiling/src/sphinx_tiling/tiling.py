@@ -21,7 +21,7 @@ class PreparedImage:
     preset: Preset
     plan: CanvasPlan
     layout: Layout
-    canvas: np.ndarray  # (height, width, 3) uint8
+    canvas: np.ndarray  # (3, height, width) uint8 channel planes
 
 
 def prepare(
@@ -33,8 +33,19 @@ def prepare(
 ) -> PreparedImage:
     """Decode `image`, plan its views under `preset` and render the canvas."""
     preset = get_preset(preset)
+    return render(*decode(image, preset, max_pixels), preset, resample)
+
+
+def decode(
+    image: ImageSource, preset: Preset, max_pixels: int | None
+) -> tuple[Image.Image, CanvasPlan]:
+    """The upright RGB image and its plan: all that is known before any resampling."""
     rgb = load_image(image, max_pixels=max_pixels, fill=preset.fill)
-    plan = plan_canvas(rgb.width, rgb.height, preset)
+    return rgb, plan_canvas(rgb.width, rgb.height, preset)
+
+
+def render(rgb: Image.Image, plan: CanvasPlan, preset: Preset, resample: str) -> PreparedImage:
+    """Render the canvas of a decoded image."""
     canvas = render_canvas(rgb, plan, preset.fill, resample)
     return PreparedImage(preset, plan, Layout.from_plan(plan, preset.name), canvas)
 
@@ -57,7 +68,7 @@ def tile(
     """
     prepared = prepare(image, preset, max_pixels=max_pixels)
     plan = prepared.plan
-    canvas = Image.fromarray(prepared.canvas)
+    canvas = Image.fromarray(np.ascontiguousarray(prepared.canvas.transpose(1, 2, 0)))
     side = plan.side
     views = []
     if plan.rows * plan.cols == 1:
