@@ -163,3 +163,22 @@ def test_torch_resampling_handles_every_shape_and_rule(size, preset):
 def test_unknown_resampler_is_refused():
     with pytest.raises(ValueError, match=r"resample='lanczos'.*'pil', 'torch'"):
         tile_tensor(np.zeros((8, 8, 3), np.uint8), "sphinx", resample="lanczos")
+
+
+@pytest.mark.parametrize("normalize", ["clip", None])
+def test_tile_batch_on_threads_matches_the_reference_for_every_orientation(
+    photos, gradient, normalize
+):
+    # Portrait (padded left and right), upscaled, square and landscape canvases, written by
+    # two workers at once into one output.
+    images = [
+        photos["rocket"].convert("RGB").transpose(Image.Transpose.ROTATE_90),
+        photos["page"].convert("RGB"),
+        Image.fromarray(gradient(300, 700)),
+        photos["astronaut"],
+        Image.fromarray(gradient(1000, 333)),
+    ]
+    stats = CLIP if normalize else None
+    batch = tile_batch(images, "sphinx-1k", normalize=normalize, workers=2)
+    expected = torch.cat([reference_tensor(image, 2, stats) for image in images])
+    assert torch.equal(batch.pixel_values, expected)
