@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import Sequence
@@ -84,7 +85,9 @@ def tile_batch(
 
     Each image is decoded, resized and cut on one of `workers` threads (default: one per
     CPU core, at most one per image; Pillow, numpy and torch release the GIL); pass
-    ``workers=1`` inside DataLoader workers.
+    ``workers=1`` inside DataLoader workers. With several workers on the CPU, torch's
+    intra-op threads are set to 1 for the duration of the call (and restored after), since
+    the workers already occupy the cores.
     With `device` (e.g. "cuda"), the canvases travel as uint8 and normalisation and the
     global-view interpolation run there; the PIL resize stays on the CPU so the numbers
     keep the reference's resampling. `resample` is as in `tile_tensor`.
@@ -94,7 +97,10 @@ def tile_batch(
     preset = get_preset(preset)
     device = torch.device(device) if device is not None else torch.device("cpu")
     workers = min(len(images), workers or os.cpu_count() or 1)
-    with _pool(workers) as pool:
+    # The workers already keep the cores busy: torch's own threads on top of them would only
+    # compete (the interpolation runs once per worker at a time).
+    one_thread = workers > 1 and device.type == "cpu"
+    with _pool(workers) as pool, _torch_threads(torch, 1 if one_thread else None):
         # Decode and plan first so the stacked output can be allocated; then each image's
         # views are written straight into its slice.
         decoded = list(pool.map(lambda image: decode(image, preset, max_pixels), images))
@@ -130,6 +136,20 @@ class _Inline:
     @staticmethod
     def map(fn, items):
         return map(fn, items)
+
+
+@contextlib.contextmanager
+def _torch_threads(torch, count: int | None):
+    """Run the block with torch's intra-op thread count set to `count` (None: unchanged)."""
+    before = torch.get_num_threads()
+    if count is None or count == before:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _pool(workers: int):
