@@ -183,10 +183,7 @@ def _write_views(torch, item: PreparedImage, stats, out) -> None:
         first_crop = 1
     tiles = full[0].view(3, rows, side, cols, side).permute(1, 3, 0, 2, 4)
     crops = out[first_crop : first_crop + rows * cols].view(rows, cols, 3, side, side)
-    if out.device.type == "cpu":
-        np.copyto(crops.numpy(), tiles.numpy())
-    else:
-        crops.copy_(tiles)
+    crops.copy_(tiles)
 
 
 def _global_view(torch, full, rows: int, cols: int, side: int):
