@@ -1,5 +1,7 @@
 """tile_tensor / tile_batch against the SPHINX reference pipeline written out step by step."""
 
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -182,3 +184,14 @@ def test_tile_batch_on_threads_matches_the_reference_for_every_orientation(
     batch = tile_batch(images, "sphinx-1k", normalize=normalize, workers=2)
     expected = torch.cat([reference_tensor(image, 2, stats) for image in images])
     assert torch.equal(batch.pixel_values, expected)
+
+
+@pytest.mark.parametrize("resample", ["pil", "torch"])
+def test_a_canvas_that_needs_no_resize_raises_no_warning(resample):
+    # 448 x 448 is the sphinx-1k canvas itself: no resampling, the pixels are used as given.
+    pixels = np.random.default_rng(0).integers(0, 256, (448, 448, 3), dtype=np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        views = tile_tensor(pixels, "sphinx-1k", normalize=None, resample=resample)
+    expected = torch.from_numpy(pixels[:224, 224:]).permute(2, 0, 1).float() / 255
+    assert torch.equal(views[2], expected)

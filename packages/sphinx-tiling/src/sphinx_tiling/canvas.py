@@ -90,7 +90,7 @@ def _stretch_torch(image: Image.Image, plan: CanvasPlan, fill: tuple[int, int, i
         padded.paste(image, plan.pad_offset)
     array = np.asarray(padded)
     if plan.resized_size == padded.size:
-        return array
+        return array.copy()  # writable, as the views are read from it through torch
     with warnings.catch_warnings():  # read-only is fine: interpolate only reads its input
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         pixels = torch.from_numpy(array)
