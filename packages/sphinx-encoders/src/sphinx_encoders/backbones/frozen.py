@@ -7,10 +7,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from sphinx_tiling import NORMALIZATIONS
+
+# One source for the statistics the views were normalised with (sphinx-tiling makes them).
+CLIP_MEAN, CLIP_STD = NORMALIZATIONS["clip"]
+IMAGENET_MEAN, IMAGENET_STD = NORMALIZATIONS["imagenet"]
 
 
 class FrozenBackbone(nn.Module):
