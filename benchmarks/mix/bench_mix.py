@@ -26,7 +26,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "mix.md"
-MACHINE = "2-core CPU, no GPU (shared with other jobs)"
+MACHINE = "2-core CPU, no GPU"
 
 # Runs one command and reports its wall time and the peak RSS of its process tree.
 _WRAPPER = textwrap.dedent(
