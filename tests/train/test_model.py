@@ -129,6 +129,29 @@ def test_cached_batched_generation_equals_uncached_greedy(nano, photo):
     assert all(g.finish_reason == ("length" if len(g.token_ids) == steps else "eos") for g in got)
 
 
+def test_generation_stops_at_the_context_limit(photo):
+    """sphinx-1k puts 1 + 5 x 291 = 1456 positions before the text; the answer gets the rest."""
+    from sphinx_train import encode_prompt
+
+    torch.manual_seed(0)
+    model = create_model("sphinx-nano").eval()
+    tokenizer = model.tokenizer
+    prompt = encode_prompt(tokenizer, "Hi")
+    sample = SphinxSample(prompt, pixel_values=_views(model, photo, "sphinx-1k"))
+    prompt_length = 5 * 291 + len(prompt)  # the prompt's BOS is the one before the image
+    model.llm.config.max_position_embeddings = prompt_length + 3
+    model.llm.lm_head.bias = torch.nn.Parameter(torch.zeros(model.llm.config.vocab_size))
+    with torch.no_grad():
+        model.llm.lm_head.bias[tokenizer.eos_id] = -1e4  # never stop early
+    got = generate_tokens(model, collate([sample], pad_id=tokenizer.pad_id), max_new_tokens=50)
+    assert len(got[0].token_ids) == 3
+    assert got[0].finish_reason == "length"
+
+    model.llm.config.max_position_embeddings = prompt_length
+    with pytest.raises(ValueError, match=f"takes {prompt_length} positions"):
+        generate_tokens(model, collate([sample], pad_id=tokenizer.pad_id), max_new_tokens=5)
+
+
 def test_stop_string_ends_the_answer(nano, photo):
     """Steer the model to emit "###" first; the answer then stops there and is empty."""
     tokenizer = nano.tokenizer

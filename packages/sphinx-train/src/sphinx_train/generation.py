@@ -78,6 +78,7 @@ def generate_tokens(
     tokenizer = model.require_tokenizer()
     device = model.device
     inputs = model.assemble_inputs(batch.to(device), padding_side="left")
+    max_new_tokens = _fit_to_context(model, inputs.position_ids, max_new_tokens)
     generator = None
     if seed is not None and temperature > 0:
         generator = torch.Generator(device=device).manual_seed(seed)
@@ -123,6 +124,18 @@ def generate_tokens(
         GeneratedTokens(ids, reason or "length")
         for ids, reason in zip(generated, reasons, strict=True)
     ]
+
+
+def _fit_to_context(model: SphinxModel, position_ids: torch.Tensor, max_new_tokens: int) -> int:
+    """Cap the answer so no position passes the LLM's context; refuse prompts that fill it."""
+    limit = model.llm.config.max_position_embeddings
+    prompt_length = int(position_ids.max()) + 1
+    if prompt_length >= limit:
+        raise ValueError(
+            f"the prompt takes {prompt_length} positions (image tokens included) but the LLM "
+            f"holds {limit} (max_position_embeddings): use fewer views or a shorter text"
+        )
+    return min(max_new_tokens, limit - prompt_length)
 
 
 def _answer(text: str, layout) -> GenerationResult:
