@@ -190,6 +190,11 @@ def run_benchmark(args, work: Path) -> None:
     )
     sphinx_mix = str(Path(sys.executable).with_name("sphinx-mix"))
     floor_out = work / "floor"
+
+    def ours(out: Path, *flags: str) -> list[str]:
+        return [sphinx_mix, "linear", str(first), str(second), "--weights", "0.7", "0.3",
+                "--out", str(out), "--no-progress", *flags]  # fmt: skip
+
     shards = lambda folder: " ".join(str(p) for p in sorted(folder.glob("*.safetensors")))  # noqa: E731
     contenders = {
         "I/O floor (cat + cp)": [
@@ -197,31 +202,8 @@ def run_benchmark(args, work: Path) -> None:
             "-c",
             f"mkdir -p {floor_out} && cat {shards(first)} > /dev/null && cp {shards(second)} {floor_out}/",
         ],
-        "sphinx-mix": [
-            sphinx_mix,
-            "linear",
-            str(first),
-            str(second),
-            "--weights",
-            "0.7",
-            "0.3",
-            "--out",
-            str(work / "ours"),
-            "--no-progress",
-        ],
-        "sphinx-mix --no-hash": [
-            sphinx_mix,
-            "linear",
-            str(first),
-            str(second),
-            "--weights",
-            "0.7",
-            "0.3",
-            "--out",
-            str(work / "ours_no_hash"),
-            "--no-progress",
-            "--no-hash",
-        ],
+        "sphinx-mix": ours(work / "ours"),
+        "sphinx-mix --no-hash": ours(work / "ours_no_hash", "--no-hash"),
         "mergekit": [
             args.mergekit,
             str(config),
