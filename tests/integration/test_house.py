@@ -168,3 +168,23 @@ def test_run_cli_one_line_error(house, capsys):
 
     assert house.run_cli("tool", body) == 1
     assert capsys.readouterr().err == "tool: error: photo.jpg: not an image (cannot identify)\n"
+
+
+class _Tensor:
+    shape = (2,)
+    dtype = "float32"
+
+
+def test_unwrap_state_dict(house):
+    weights = {"a.weight": _Tensor()}
+    assert house.unwrap_state_dict(weights, "c.pth") is weights
+    assert house.unwrap_state_dict({"model": weights, "epoch": 3}, "c.pth") is weights
+    assert house.unwrap_state_dict({"state_dict": {"module": weights}}, "c.pth") is weights
+    looped: dict = {}
+    looped["state_dict"] = looped
+    with pytest.raises(ValueError, match=r"^c\.pth: expected a state dict"):
+        house.unwrap_state_dict(looped, "c.pth")
+    with pytest.raises(ValueError, match=r"^c\.pth: entry 'epoch' is a int, expected a tensor"):
+        house.unwrap_state_dict({"w": _Tensor(), "epoch": 3}, "c.pth")
+    with pytest.raises(ValueError, match="holds no tensors"):
+        house.unwrap_state_dict({}, "c.pth")

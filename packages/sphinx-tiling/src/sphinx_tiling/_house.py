@@ -41,6 +41,7 @@ __all__ = [
     "run_cli",
     "staged_dir",
     "staged_file",
+    "unwrap_state_dict",
 ]
 
 
@@ -249,6 +250,41 @@ def confined_path(
     if posix.is_absolute() or windows.is_absolute() or windows.drive or ".." in windows.parts:
         raise ValueError(f"{what} {relative!r}: must be a relative path inside {root}")
     return Path(root) / posix
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+STATE_DICT_WRAPPERS = ("model", "state_dict", "module", "model_state_dict")
+
+
+def unwrap_state_dict(obj: object, source: object) -> dict:
+    """The name -> tensor mapping inside a loaded checkpoint (``{"model": {...}}`` etc.).
+
+    Every package reads checkpoint containers this way; a container that refers to
+    itself, or that holds no tensors, gets one error naming `source`.
+    """
+    seen: set[int] = set()
+    while isinstance(obj, dict) and id(obj) not in seen:
+        seen.add(id(obj))
+        wrapped = [key for key in STATE_DICT_WRAPPERS if isinstance(obj.get(key), dict)]
+        if not wrapped:
+            break
+        obj = obj[wrapped[0]]
+    if not isinstance(obj, dict) or id(obj) in seen and any(
+        isinstance(obj.get(key), dict) for key in STATE_DICT_WRAPPERS
+    ):
+        raise ValueError(
+            f"{source}: expected a state dict (names -> tensors), possibly under "
+            f"{'/'.join(STATE_DICT_WRAPPERS)}; found {type(obj).__name__}"
+        )
+    for name, value in obj.items():
+        if not isinstance(name, str) or not (hasattr(value, "shape") and hasattr(value, "dtype")):
+            raise ValueError(
+                f"{source}: entry {name!r} is a {type(value).__name__}, expected a tensor"
+            )
+    if not obj:
+        raise ValueError(f"{source}: the checkpoint holds no tensors")
+    return obj
 
 
 # ---------------------------------------------------------------------------- registries

@@ -125,7 +125,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="convert weights to this dtype (default: keep the checkpoint's)",
     )
     convert.set_defaults(run=_convert)
+    for module_name in COMMAND_MODULES:
+        _register_commands(module_name, commands)
     return parser
+
+
+# Subcommands that live beside their code. Each module defines `register(commands)`, which
+# adds its parsers with `set_defaults(run=handler)`; it imports only argparse at module
+# level, so that `--help` stays instant.
+COMMAND_MODULES = ("sphinx_train.training.command", "sphinx_train.evaluation.command")
+
+
+def _register_commands(module_name: str, commands) -> None:
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name is not None and module_name.startswith(err.name):
+            return  # that part of the package is not built yet
+        raise
+    module.register(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
