@@ -1,8 +1,10 @@
-"""Benchmark scores: REC, VQA, GQA, POPE, MME, multiple choice."""
+"""Benchmark scores by the official rules (``variant=`` names the alternatives): REC, VQA,
+GQA, POPE, MME, multiple choice."""
 
-from .choice import choice_accuracy, extract_choice
-from .rec import RecScore, predicted_box, rec_score
+from .choice import CHOICE_VARIANTS, choice_accuracy, circular_accuracy, extract_choice
+from .rec import THRESHOLDS, RecScore, float32_iou, predicted_box, rec_score, reference_box
 from .vqa import (
+    VQA_VARIANTS,
     gqa_accuracy,
     gqa_exact_match,
     mean_vqa_accuracy,
@@ -12,6 +14,7 @@ from .vqa import (
 from .yesno import (
     MME_COGNITION,
     MME_PERCEPTION,
+    MME_VARIANTS,
     MmeItem,
     MmeScore,
     PopeScore,
@@ -22,14 +25,20 @@ from .yesno import (
 )
 
 __all__ = [
+    "CHOICE_VARIANTS",
     "MME_COGNITION",
     "MME_PERCEPTION",
+    "MME_VARIANTS",
+    "THRESHOLDS",
+    "VQA_VARIANTS",
     "MmeItem",
     "MmeScore",
     "PopeScore",
     "RecScore",
     "choice_accuracy",
+    "circular_accuracy",
     "extract_choice",
+    "float32_iou",
     "gqa_accuracy",
     "gqa_exact_match",
     "mean_vqa_accuracy",
@@ -40,5 +49,6 @@ __all__ = [
     "pope_score",
     "predicted_box",
     "rec_score",
+    "reference_box",
     "vqa_accuracy",
 ]

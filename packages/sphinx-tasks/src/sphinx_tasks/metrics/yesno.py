@@ -6,6 +6,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ._variants import check_variant
+
 MME_PERCEPTION = (
     "existence",
     "count",
@@ -27,7 +29,8 @@ MME_COGNITION = (
 
 
 def pope_answer(text: str) -> str:
-    """POPE's reading: first sentence, commas dropped; 'no' if it has the word No/no/not."""
+    """POPE's reading (RUCAIBox/POPE): first sentence, commas dropped, split on spaces; 'no' if
+    a word is No, no or not, else 'yes'."""
     first_sentence = text.split(".")[0] if "." in text else text
     words = first_sentence.replace(",", "").split(" ")
     return "no" if {"No", "no", "not"} & set(words) else "yes"
@@ -48,7 +51,8 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def pope_score(predictions: Sequence[str], labels: Sequence[str]) -> PopeScore:
-    """Labels are 'yes'/'no'; 'yes' is the positive class."""
+    """Labels are 'yes'/'no'; 'yes' is the positive class. The yes-ratio is the share of
+    *predictions* read as yes (lmms-eval reports the labels' share instead)."""
     if len(predictions) != len(labels):
         raise ValueError(f"{len(predictions)} predictions but {len(labels)} labels")
     said_yes = [pope_answer(p) == "yes" for p in predictions]
@@ -73,9 +77,22 @@ def pope_score(predictions: Sequence[str], labels: Sequence[str]) -> PopeScore:
     )
 
 
-def mme_answer(text: str) -> str:
-    """MME's reading: 'yes'/'no' if that is the whole answer, else look in its first 4 characters."""
-    answer = text.lower().strip().replace(".", "")
+MME_VARIANTS = ("official", "lmms-eval")
+
+
+def mme_answer(text: str, variant: str = "official") -> str:
+    """MME's reading: 'yes'/'no' if that is the whole (lower-cased) answer, else whichever of
+    them appears in its first 4 characters, else 'other'.
+
+    The official tool (and the reference) read the text as generated; ``"lmms-eval"`` first
+    strips it and deletes every ".", and reads a lone "y" / "n" as yes / no.
+    """
+    check_variant(variant, MME_VARIANTS)
+    answer = text.lower()
+    if variant == "lmms-eval":
+        answer = answer.strip().replace(".", "")
+        if len(answer) == 1:
+            return {"y": "yes", "n": "no"}.get(answer, "other")
     if answer in ("yes", "no"):
         return answer
     prefix = answer[:4]
@@ -101,12 +118,15 @@ class MmeItem:
     label: str
 
 
-def mme_score(items: Sequence[MmeItem]) -> MmeScore:
-    """Per subtask 100*acc + 100*acc+ (acc+: share of images with both questions right)."""
+def mme_score(items: Sequence[MmeItem], variant: str = "official") -> MmeScore:
+    """Per subtask 100*acc + 100*acc+ (acc+: share of images with both questions right).
+
+    Questions are paired by image, not by their position in a list as the reference does.
+    """
     per_task: dict[str, list[bool]] = defaultdict(list)
     per_image: dict[tuple[str, str], list[bool]] = defaultdict(list)
     for item in items:
-        correct = mme_answer(item.prediction) == item.label.strip().lower()
+        correct = mme_answer(item.prediction, variant) == item.label.strip().lower()
         per_task[item.subtask].append(correct)
         per_image[(item.subtask, item.image)].append(correct)
     subtasks = {}
