@@ -74,7 +74,7 @@ def test_failed_save_keeps_the_previous_folder(saved, tmp_path, monkeypatch):
 
     monkeypatch.setattr(model.tokenizer, "save", broken)
     with pytest.raises(OSError, match="disk full"):
-        model.save_pretrained(target)
+        model.save_pretrained(target, overwrite=True)
     assert sorted(p.relative_to(target) for p in target.rglob("*")) == before
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
 

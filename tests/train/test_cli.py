@@ -49,7 +49,7 @@ def test_chat_draws_the_answers_boxes(model_folder, image_file, capsys, monkeypa
 
     monkeypatch.setattr(generation, "generate_tokens", box_answer)
     output = image_file.with_name("drawn.png")
-    code = _chat(model_folder, image_file, "--boxes-output", str(output), "Where?")
+    code = _chat(model_folder, image_file, "--draw", str(output), "Where?")
     assert code == 0
     assert capsys.readouterr().out.strip() == "<p>box</p> [0.25,0.25,0.75,0.75]"
     drawn = np.asarray(Image.open(output))

@@ -1,63 +1,69 @@
-"""The SPHINX model: an LLM plus the mixed visual encoder, inference, checkpoint conversion, training."""
+"""The SPHINX model: an LLM plus the mixed visual encoder, inference, checkpoint conversion, training.
 
+Public names are imported on first use (module ``__getattr__``), so that ``sphinx-train --help``
+does not pay for torch and transformers.
+"""
+
+from importlib import import_module
 from importlib.metadata import version as _version
-
-from sphinx_train.accessory import ConversionError, convert_accessory, permute_for_hf_rope
-from sphinx_train.batch import SphinxBatch, SphinxSample, collate
-from sphinx_train.checkpoint import load_model, save_model
-from sphinx_train.config import SphinxConfig
-from sphinx_train.conversation import IGNORE_INDEX, EncodedText, encode_conversation, encode_prompt
-from sphinx_train.generation import (
-    GeneratedTokens,
-    GenerationResult,
-    generate_tokens,
-    sample_next_token,
-)
-from sphinx_train.llm import LLM_SHAPES, LlamaShape, build_llm, llama_config
-from sphinx_train.model import SphinxModel, SphinxOutput
-from sphinx_train.nano_tokenizer import build_nano_tokenizer
-from sphinx_train.presets import ModelPreset, create_model, list_models, register_model
-from sphinx_train.tokenizer import (
-    HuggingFaceTokenizer,
-    SentencePieceTokenizer,
-    TextTokenizer,
-    load_tokenizer,
-)
 
 __version__ = _version("sphinx-train")
 
-__all__ = [
-    "IGNORE_INDEX",
-    "LLM_SHAPES",
-    "ConversionError",
-    "EncodedText",
-    "GeneratedTokens",
-    "GenerationResult",
-    "HuggingFaceTokenizer",
-    "LlamaShape",
-    "ModelPreset",
-    "SentencePieceTokenizer",
-    "SphinxBatch",
-    "SphinxConfig",
-    "SphinxModel",
-    "SphinxOutput",
-    "SphinxSample",
-    "TextTokenizer",
-    "__version__",
-    "build_llm",
-    "build_nano_tokenizer",
-    "collate",
-    "convert_accessory",
-    "create_model",
-    "encode_conversation",
-    "encode_prompt",
-    "generate_tokens",
-    "list_models",
-    "llama_config",
-    "load_model",
-    "load_tokenizer",
-    "permute_for_hf_rope",
-    "register_model",
-    "sample_next_token",
-    "save_model",
-]
+_EXPORTS = {
+    "ConversionError": "accessory",
+    "convert_accessory": "accessory",
+    "permute_for_hf_rope": "accessory",
+    "SphinxBatch": "batch",
+    "SphinxSample": "batch",
+    "collate": "batch",
+    "load_model": "checkpoint",
+    "save_model": "checkpoint",
+    "SphinxConfig": "config",
+    "IGNORE_INDEX": "conversation",
+    "EncodedText": "conversation",
+    "encode_conversation": "conversation",
+    "encode_prompt": "conversation",
+    "GeneratedTokens": "generation",
+    "GenerationPreset": "generation",
+    "GenerationResult": "generation",
+    "TextStreamer": "generation",
+    "generate_tokens": "generation",
+    "get_generation_preset": "generation",
+    "list_generation_presets": "generation",
+    "register_generation_preset": "generation",
+    "sample_next_token": "generation",
+    "truncate_prompt": "generation",
+    "LLM_SHAPES": "llm",
+    "LlamaShape": "llm",
+    "build_llm": "llm",
+    "llama_config": "llm",
+    "SphinxModel": "model",
+    "SphinxOutput": "model",
+    "build_nano_tokenizer": "nano_tokenizer",
+    "ModelPreset": "presets",
+    "create_model": "presets",
+    "get_model_preset": "presets",
+    "list_models": "presets",
+    "register_model": "presets",
+    "register_model_preset": "presets",
+    "SphinxProcessor": "processor",
+    "HuggingFaceTokenizer": "tokenizer",
+    "SentencePieceTokenizer": "tokenizer",
+    "TextTokenizer": "tokenizer",
+    "load_tokenizer": "tokenizer",
+    "UnknownNameError": "_house",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'sphinx_train' has no attribute {name!r}")
+    value = getattr(import_module(f"sphinx_train.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

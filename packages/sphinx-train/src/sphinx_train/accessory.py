@@ -11,18 +11,22 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import warnings
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from sphinx_train._house import one_line, unwrap_state_dict
 from sphinx_train.checkpoint import (
     CONFIG_FILE,
     ENCODER_FILE,
     LLM_FOLDER,
     TOKENIZER_FOLDER,
-    write_folder_atomically,
+    resolve_dtype,
+    write_model_folder,
 )
 from sphinx_train.config import SphinxConfig
 from sphinx_train.llm import LlamaShape, build_llm, llama_config, swiglu_hidden_size
@@ -69,7 +73,6 @@ _TOP_KEYS = {
 }
 _LAYER_KEY = re.compile(r"^layers\.(\d+)\.(.+)$")
 LLM_SHARD_BYTES = 2 * 1024**3
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
 class ConversionError(ValueError):
@@ -98,9 +101,9 @@ def _read_json(path: Path) -> dict:
     if not path.is_file():
         raise ConversionError(f"{path}: not found")
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ConversionError(f"{path}: not valid JSON ({err})") from err
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConversionError(f"{path}: not valid JSON ({one_line(err)})") from err
     if not isinstance(data, dict):
         raise ConversionError(f"{path}: expected a JSON object")
     return data
@@ -128,15 +131,30 @@ def find_shards(source: Path) -> list[Path]:
     return [found[rank] for rank in range(total)]
 
 
-def _load_shard(path: Path) -> dict[str, torch.Tensor]:
+def _stored_zip(path: Path) -> bool:
+    """Whether ``path`` is a torch zip whose members are stored uncompressed (safe to mmap)."""
+    if not zipfile.is_zipfile(path):
+        return False
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:
+        with zipfile.ZipFile(path) as archive:
+            return all(info.compress_type == zipfile.ZIP_STORED for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _load_shard(path: Path) -> dict[str, torch.Tensor]:
+    # mmap maps the bytes as they are on disk: a re-packed (deflated) zip would load garbage.
+    mmap = _stored_zip(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        state = unwrap_state_dict(data, path)
+    except ValueError as err:
+        raise ConversionError(one_line(err)) from None
+    except Exception as err:  # torch raises many types for unreadable or unsafe files
         raise ConversionError(
-            f"{path}: cannot be read as a weights-only checkpoint ({err})"
-        ) from err
-    state = data.get("model", data) if isinstance(data, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            f"{path}: cannot be read as a weights-only checkpoint ({one_line(err)})"
+        ) from None
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ConversionError(f"{path}: expected {{'model': state_dict}} of tensors")
     unprefixed = [key for key in state if not key.startswith(PREFIX)]
     if unprefixed:
@@ -148,13 +166,34 @@ def _is_vision(key: str) -> bool:
     return key.startswith(VISION_PREFIXES) or key in VISION_KEYS
 
 
-def _replicated(key: str, pieces: list[torch.Tensor], shards: list[Path]) -> torch.Tensor:
+def _replicated(
+    key: str, pieces: list[torch.Tensor], shards: list[Path], differing: list[str]
+) -> torch.Tensor:
+    """Shard 0's copy of a replicated weight; keys whose copies differ go to ``differing``."""
     for rank, piece in enumerate(pieces[1:], start=1):
-        if piece.shape != pieces[0].shape or not torch.equal(piece, pieces[0]):
+        if piece.shape != pieces[0].shape:
             raise ConversionError(
-                f"{shards[rank]}: replicated weight {PREFIX}{key} differs from shard 0"
+                f"{shards[rank]}: replicated weight {PREFIX}{key} has shape "
+                f"{tuple(piece.shape)}, shard 0 {tuple(pieces[0].shape)}"
             )
+        if not torch.equal(piece, pieces[0]):
+            differing.append(PREFIX + key)  # the reference warns and keeps shard 0 as well
+            break
     return pieces[0]
+
+
+def _positive_int(args: dict, key: str, source: Path, default=None) -> int:
+    value = args.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConversionError(f"{source}: {key}={value!r}, expected a positive integer")
+    return value
+
+
+def _number(args: dict, key: str, source: Path, default: float) -> float:
+    value = args.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConversionError(f"{source}: {key}={value!r}, expected a positive number")
+    return float(value)
 
 
 def reference_shape(args: dict, source: Path) -> LlamaShape:
@@ -169,19 +208,27 @@ def reference_shape(args: dict, source: Path) -> LlamaShape:
     for key in ("dim", "n_layers", "n_heads"):
         if key not in args:
             raise ConversionError(f"{source}: missing key {key!r}")
-    dim, n_heads = int(args["dim"]), int(args["n_heads"])
-    shape = LlamaShape(
+    dim, n_heads = _positive_int(args, "dim", source), _positive_int(args, "n_heads", source)
+    n_kv_heads = _positive_int(args, "n_kv_heads", source, args.get("n_kv_heads") or n_heads)
+    if dim % n_heads or (dim // n_heads) % 2 or n_heads % n_kv_heads:
+        raise ConversionError(
+            f"{source}: dim={dim}, n_heads={n_heads}, n_kv_heads={n_kv_heads}: expected dim "
+            "divisible by n_heads into an even head size, and n_heads by n_kv_heads"
+        )
+    multiplier = args.get("ffn_dim_multiplier")
+    if multiplier is not None:
+        multiplier = _number(args, "ffn_dim_multiplier", source, 1.0)
+    return LlamaShape(
         hidden_size=dim,
         intermediate_size=swiglu_hidden_size(
-            dim, int(args.get("multiple_of", 256)), args.get("ffn_dim_multiplier")
+            dim, _positive_int(args, "multiple_of", source, 256), multiplier
         ),
-        num_hidden_layers=int(args["n_layers"]),
+        num_hidden_layers=_positive_int(args, "n_layers", source),
         num_attention_heads=n_heads,
-        num_key_value_heads=int(args.get("n_kv_heads") or n_heads),
-        rms_norm_eps=float(args.get("norm_eps", 1e-5)),
-        rope_theta=float(args.get("rope_theta", 10000.0)),
+        num_key_value_heads=n_kv_heads,
+        rms_norm_eps=_number(args, "norm_eps", source, 1e-5),
+        rope_theta=_number(args, "rope_theta", source, 10000.0),
     )
-    return shape
 
 
 def _llm_tensors(
@@ -190,17 +237,37 @@ def _llm_tensors(
     shape: LlamaShape,
     shards: list[Path],
     dtype: torch.dtype | None,
+    differing: list[str],
 ) -> Iterator[tuple[str, torch.Tensor]]:
     """Merge, permute and rename each LLM weight, one at a time (bounded memory)."""
     for key in llm_keys:
         name, dim = hf_name(key)
         pieces = [state[key] for state in shard_states]
-        tensor = _replicated(key, pieces, shards) if dim is None else torch.cat(pieces, dim=dim)
+        if dim is None:
+            tensor = _replicated(key, pieces, shards, differing)
+        else:
+            _check_pieces(key, pieces, dim, shards)
+            tensor = torch.cat(pieces, dim=dim)
         if name.endswith("q_proj.weight"):
             tensor = permute_for_hf_rope(tensor, shape.num_attention_heads)
         elif name.endswith("k_proj.weight"):
             tensor = permute_for_hf_rope(tensor, shape.num_key_value_heads)
         yield name, (tensor if dtype is None else tensor.to(dtype)).contiguous()
+
+
+def _check_pieces(key: str, pieces: list[torch.Tensor], dim: int, shards: list[Path]) -> None:
+    """Model-parallel pieces must be 2-D and agree on every dim but the split one."""
+    for rank, piece in enumerate(pieces):
+        if piece.ndim != 2:
+            raise ConversionError(
+                f"{shards[rank]}: {PREFIX}{key} has shape {tuple(piece.shape)}, expected 2-D"
+            )
+        kept = 1 - dim
+        if piece.shape[kept] != pieces[0].shape[kept]:
+            raise ConversionError(
+                f"{shards[rank]}: {PREFIX}{key} has shape {tuple(piece.shape)} but shard 0 has "
+                f"{tuple(pieces[0].shape)} (a shard of another model?)"
+            )
 
 
 def _write_llm(
@@ -248,6 +315,43 @@ def _write_llm(
     config.save_pretrained(folder)
 
 
+def _llm_args(source: Path, llm_args: dict | str | None) -> tuple[dict, Path]:
+    """The reference ModelArgs: config.json, or (first-release layout) given by hand."""
+    if llm_args is None:
+        return _read_json(source / "config.json"), source / "config.json"
+    if isinstance(llm_args, str):
+        from sphinx_train.llm import LLM_SHAPES
+
+        if llm_args not in LLM_SHAPES:
+            raise ConversionError(
+                f"LLM shape {llm_args!r}: expected one of {sorted(LLM_SHAPES)} or reference "
+                "ModelArgs (dim, n_layers, n_heads, ...)"
+            )
+        shape = LLM_SHAPES[llm_args]
+        return {
+            "dim": shape.hidden_size,
+            "n_layers": shape.num_hidden_layers,
+            "n_heads": shape.num_attention_heads,
+            "n_kv_heads": shape.num_key_value_heads,
+            "norm_eps": shape.rms_norm_eps,
+            "rope_theta": shape.rope_theta,
+        }, Path(f"LLM shape {llm_args}")
+    return dict(llm_args), Path("the given LLM arguments")
+
+
+def _encoder_config(encoder: str, args: dict) -> dict | str:
+    """The encoder preset, with QuickGELU CLIP when the reference would load OpenAI's CLIP."""
+    if not args.get("load_pretrained_visual_encoder"):
+        return encoder
+    from sphinx_encoders import get_encoder_config
+
+    config = get_encoder_config(encoder).to_dict()
+    for backbone in config["patch_encoders"]:
+        if "quick_gelu" in backbone:  # open_clip pretrained='openai' builds QuickGELU
+            backbone["quick_gelu"] = True
+    return config
+
+
 def convert_accessory(
     source: str | Path,
     output: str | Path,
@@ -255,31 +359,42 @@ def convert_accessory(
     encoder: str = "sphinx",
     tokenizer: str | Path | None = None,
     dtype: str | torch.dtype | None = None,
+    overwrite: bool = False,
+    llama_type: str | None = None,
+    llm_args: dict | str | None = None,
 ) -> Path:
     """Convert ``source`` (reference shards + config.json + meta.json + tokenizer.model).
 
     ``encoder`` is the sphinx-encoders preset whose architecture the vision weights fill;
-    ``dtype`` converts all weights (default: keep the checkpoint's).
+    ``dtype`` converts all weights (default: keep the checkpoint's). The first release held
+    only the shards: then pass ``llama_type`` (instead of meta.json), ``llm_args`` (an LLM
+    shape name such as ``"llama2-13b"`` or the reference ModelArgs, instead of config.json)
+    and ``tokenizer``. The output must not be, hold or lie in the source; an existing
+    output folder is replaced only with ``overwrite`` and only if it holds our files alone.
     """
     from safetensors.torch import save_model as save_module
 
+    from sphinx_train._house import check_output
     from sphinx_train.presets import build_encoder
 
     source = Path(source)
     if not source.is_dir():
         raise ConversionError(f"{source}: not a folder")
-    if isinstance(dtype, str):
-        if dtype not in DTYPES:
-            raise ConversionError(f"dtype {dtype!r}: expected one of {sorted(DTYPES)}")
-        dtype = DTYPES[dtype]
-    llama_type = _read_json(source / "meta.json").get("llama_type")
-    if llama_type not in LLAMA_TYPE_TO_TILING:
+    tokenizer_path = Path(tokenizer) if tokenizer else source / SENTENCEPIECE_FILE
+    check_output(output, [source, tokenizer_path], overwrite=overwrite)
+    try:
+        dtype = resolve_dtype(dtype)
+    except ValueError as err:
+        raise ConversionError(str(err)) from None
+    if llama_type is None:
+        llama_type = _read_json(source / "meta.json").get("llama_type")
+    if not isinstance(llama_type, str) or llama_type not in LLAMA_TYPE_TO_TILING:
         raise ConversionError(
             f"{source / 'meta.json'}: llama_type {llama_type!r} is not supported; "
             f"expected one of {sorted(LLAMA_TYPE_TO_TILING)}"
         )
-    args = _read_json(source / "config.json")
-    tokenizer_path = Path(tokenizer) if tokenizer else source / SENTENCEPIECE_FILE
+    args, args_source = _llm_args(source, llm_args)
+    shape = reference_shape(args, args_source)
     if not tokenizer_path.is_file():
         raise ConversionError(f"{tokenizer_path}: tokenizer not found")
     shards = find_shards(source)
@@ -300,15 +415,13 @@ def convert_accessory(
             raise ConversionError(f"{shards[0]}: unknown key {PREFIX}{key}") from None
     if "tok_embeddings.weight" not in llm_keys:
         raise ConversionError(f"{shards[0]}: no {PREFIX}tok_embeddings.weight")
-    embedding_shape = torch.Size(
-        [shard_states[0]["tok_embeddings.weight"].shape[0],
-         sum(state["tok_embeddings.weight"].shape[1] for state in shard_states)]
-    )  # fmt: skip
-    shape = reference_shape(args, source / "config.json")
-    vocab_size = embedding_shape[0]
-    if embedding_shape[1] != shape.hidden_size:
+    embeddings = [state["tok_embeddings.weight"] for state in shard_states]
+    _check_pieces("tok_embeddings.weight", embeddings, 1, shards)
+    vocab_size = embeddings[0].shape[0]
+    width = sum(piece.shape[1] for piece in embeddings)
+    if width != shape.hidden_size:
         raise ConversionError(
-            f"{shards[0]}: token embedding is {embedding_shape[1]} wide but config.json says "
+            f"{shards[0]}: token embedding is {width} wide but {args_source} says "
             f"dim={shape.hidden_size}"
         )
     text_tokenizer = SentencePieceTokenizer(tokenizer_path)
@@ -319,14 +432,18 @@ def convert_accessory(
     hf_config = llama_config(
         shape, vocab_size, bos_token_id=text_tokenizer.bos_id, eos_token_id=text_tokenizer.eos_id
     )
-    stored_dtype = dtype or shard_states[0]["tok_embeddings.weight"].dtype
+    stored_dtype = dtype or embeddings[0].dtype
     hf_config.dtype = stored_dtype
     expected = {
         name: tuple(t.shape) for name, t in build_llm(hf_config, device="meta").state_dict().items()
     }
+    encoder_spec = _encoder_config(encoder, args)
+    differing: list[str] = []
 
     def fill(folder: Path) -> None:
-        tensors = _llm_tensors(shard_states, llm_keys, shape, shards, dtype)
+        from sphinx_train.processor import SphinxProcessor
+
+        tensors = _llm_tensors(shard_states, llm_keys, shape, shards, dtype, differing)
         _write_llm(
             folder / LLM_FOLDER,
             hf_config,
@@ -334,23 +451,37 @@ def convert_accessory(
             expected,
         )
         vision = {
-            key: _replicated(key, [s[key] for s in shard_states], shards) for key in vision_keys
+            key: _replicated(key, [s[key] for s in shard_states], shards, differing)
+            for key in vision_keys
         }
         # The strict load overwrites every tensor, so skip the random init (minutes for the
         # 3.4B-parameter `sphinx` encoder): build on meta, then allocate uninitialised memory.
         visual_encoder = build_encoder(
-            encoder, shape.hidden_size, dtype=stored_dtype, device="meta"
+            encoder_spec, shape.hidden_size, dtype=stored_dtype, device="meta"
         ).to_empty(device="cpu")
-        visual_encoder.load_reference_state_dict(vision, strict=True)
+        try:
+            visual_encoder.load_reference_state_dict(vision, strict=True)
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise ConversionError(f"{shards[0]}: vision weights: {one_line(err)}") from None
         save_module(visual_encoder, str(folder / ENCODER_FILE))
         (folder / TOKENIZER_FOLDER).mkdir()
         shutil.copyfile(tokenizer_path, folder / TOKENIZER_FOLDER / SENTENCEPIECE_FILE)
+        tiling = LLAMA_TYPE_TO_TILING[llama_type]
+        SphinxProcessor(tiling, "sphinx").save_pretrained(folder)
         config = SphinxConfig(
-            tiling=LLAMA_TYPE_TO_TILING[llama_type],
+            tiling=tiling,
             template="sphinx",
             encoder=encoder,
             encoder_config=visual_encoder.config.to_dict(),
         )
         (folder / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
 
-    return write_folder_atomically(output, fill)
+    written = write_model_folder(output, fill, inputs=[source, tokenizer_path], overwrite=overwrite)
+    if differing:
+        shown = ", ".join(differing[:10]) + (" ..." if len(differing) > 10 else "")
+        warnings.warn(
+            f"{source}: {len(differing)} replicated weights differ between shards; took "
+            f"shard 0's as the reference does: {shown}",
+            stacklevel=2,
+        )
+    return written

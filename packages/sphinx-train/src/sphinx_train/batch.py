@@ -36,6 +36,8 @@ class SphinxBatch:
     pixel_values: torch.Tensor | None = None
     image_index: torch.Tensor | None = None
     image_owner: torch.Tensor | None = None
+    # Per sample, the coordinate layout of its image (None for text-only); set by the processor.
+    layouts: list | None = None
 
     def to(self, device: str | torch.device) -> SphinxBatch:
         moved = {

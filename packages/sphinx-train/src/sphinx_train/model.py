@@ -77,12 +77,21 @@ class SphinxModel(nn.Module):
         encoder: nn.Module | None = None,
         tokenizer: TextTokenizer | None = None,
         config: SphinxConfig | None = None,
+        processor=None,
     ):
+        from sphinx_train.processor import SphinxProcessor
+
         super().__init__()
         self.llm = llm
         self.encoder = encoder
-        self.tokenizer = tokenizer
         self.config = config or SphinxConfig(encoder=None if encoder is None else "custom")
+        if processor is None:
+            processor = SphinxProcessor(self.config.tiling, self.config.template, tokenizer)
+        elif tokenizer is not None:
+            processor.tokenizer = tokenizer
+        self.processor = processor
+        self.config.tiling = processor.tiling.name
+        self.config.template = processor.template.name
         if encoder is not None and self.config.encoder_config is None:
             # Record the architecture so that a saved model can be rebuilt.
             self.config.encoder_config = encoder.config.to_dict()
@@ -97,33 +106,38 @@ class SphinxModel(nn.Module):
         return self.llm.get_input_embeddings().weight.device
 
     @property
-    def tiling(self):
-        from sphinx_tiling import get_preset
+    def tokenizer(self) -> TextTokenizer | None:
+        return self.processor.tokenizer
 
-        return get_preset(self.config.tiling)
+    @tokenizer.setter
+    def tokenizer(self, tokenizer: TextTokenizer | None) -> None:
+        self.processor.tokenizer = tokenizer
+
+    @property
+    def tiling(self):
+        """The processor's tiling preset (in full, as saved with the model)."""
+        return self.processor.tiling
 
     def require_tokenizer(self) -> TextTokenizer:
-        if self.tokenizer is None:
-            raise RuntimeError(
-                "this model has no tokenizer; pass tokenizer=... (a local tokenizer.model "
-                "or Hugging Face tokenizer folder) when creating or loading it"
-            )
-        return self.tokenizer
+        return self.processor.require_tokenizer()
 
     # -- data ---------------------------------------------------------------------------------
 
     def image_views(self, image, tiling=None) -> tuple[torch.Tensor, object]:
         """Views (n_views, 3, S, S) and the coordinate layout of one image under a tiling preset."""
-        from sphinx_tiling import get_preset, load_image, tile_batch
+        from sphinx_tiling import get_preset, tile_batch
 
-        batch = tile_batch([load_image(image)], get_preset(tiling or self.config.tiling))
+        preset = self.processor.tiling if tiling is None else get_preset(tiling)
+        batch = tile_batch([self.processor.load_image(image)], preset)
         return batch.pixel_values, batch.layouts[0]
 
     def prepare_sample(
         self, conversation: str | Messages, image=None, *, tiling=None
     ) -> SphinxSample:
         """A training sample: ids with supervised labels, plus the image's views if any."""
-        encoded = encode_conversation(self.require_tokenizer(), conversation, self.config.template)
+        encoded = encode_conversation(
+            self.require_tokenizer(), conversation, self.processor.template
+        )
         pixels = None if image is None else self.image_views(image, tiling)[0]
         return SphinxSample(encoded.input_ids, encoded.labels, pixels)
 
@@ -211,15 +225,22 @@ class SphinxModel(nn.Module):
         return generate_answers(self, conversations, images, **generation)
 
     def chat(self, image, conversation: str | Messages, **generation) -> GenerationResult:
-        """Answer one question (or continue a conversation) about one image (or None)."""
+        """Answer one question (or continue a conversation) about one image (or None).
+
+        ``generation="reference-chat"`` (the default) or ``"reference-eval"``, plus overrides.
+        """
+        from sphinx_train.processor import check_conversation
+
+        check_conversation(conversation)
         return self.generate([conversation], [image], **generation)[0]
 
     # -- checkpoints --------------------------------------------------------------------------
 
-    def save_pretrained(self, directory) -> None:
+    def save_pretrained(self, directory, *, overwrite: bool = False):
+        """Write the model folder; an existing one is replaced only with ``overwrite``."""
         from sphinx_train.checkpoint import save_model
 
-        save_model(self, directory)
+        return save_model(self, directory, overwrite=overwrite)
 
     @classmethod
     def from_pretrained(cls, directory, **options) -> SphinxModel:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from sphinx_train._house import Registry
+from sphinx_train.checkpoint import check_device, resolve_dtype
 from sphinx_train.config import SphinxConfig
 from sphinx_train.llm import build_llm, llama_config
 from sphinx_train.model import SphinxModel
@@ -27,26 +29,30 @@ class ModelPreset:
     builds_own_tokenizer: bool = False
 
 
-_PRESETS: dict[str, ModelPreset] = {}
-_ALIASES: dict[str, str] = {}
+_PRESETS: Registry[ModelPreset] = Registry("model preset")
 
 
-def register_model(name: str, preset: ModelPreset, *, overwrite: bool = False) -> None:
-    if (name in _PRESETS or name in _ALIASES) and not overwrite:
-        raise ValueError(f"model preset {name!r} is already registered (pass overwrite=True)")
-    _PRESETS[name] = preset
+def register_model_preset(
+    name: str, preset: ModelPreset, *, overwrite: bool = False
+) -> ModelPreset:
+    """Make ``preset`` available to :func:`create_model` under ``name``."""
+    if not isinstance(preset, ModelPreset):
+        raise ValueError(f"model preset {name!r}: expected a ModelPreset, got {preset!r}")
+    return _PRESETS.register(name, preset, overwrite=overwrite)
 
 
-def list_models() -> list[str]:
-    return sorted([*_PRESETS, *_ALIASES])
+# The earlier name of register_model_preset.
+register_model = register_model_preset
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Preset names, optionally filtered by a glob such as ``"sphinx-1k*"``."""
+    return _PRESETS.names(pattern)
 
 
 def get_model_preset(name: str) -> ModelPreset:
-    resolved = _ALIASES.get(name, name)
-    try:
-        return _PRESETS[resolved]
-    except KeyError:
-        raise KeyError(f"unknown model preset {name!r}; known: {list_models()}") from None
+    """The preset of ``name``; an unknown name raises ``UnknownNameError`` listing the known."""
+    return _PRESETS.get(name)
 
 
 def build_encoder(name_or_config, llm_dim: int, *, dtype=None, device=None):
@@ -61,18 +67,27 @@ def create_model(
     *,
     tokenizer: TextTokenizer | str | Path | None = None,
     tiling: str | None = None,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | str | None = None,
     device: str | torch.device | None = None,
     with_encoder: bool = True,
+    decoding: str | None = None,
+    generation=None,
 ) -> SphinxModel:
     """Build a preset with random weights.
 
     ``device="meta"`` builds shapes only (for the 7B/13B presets without the memory).
     ``tokenizer`` is a :class:`TextTokenizer` or a local ``tokenizer.model`` / tokenizer folder;
     ``sphinx-nano`` trains its own when none is given. ``tiling`` overrides the preset's
-    view plan (for example ``sphinx-nano`` with ``"sphinx-1k"``).
+    view plan (for example ``sphinx-nano`` with ``"sphinx-1k"``). ``decoding`` and
+    ``generation`` set the processor's image decoding and default generation preset.
+    Everything is validated before the (possibly minutes-long) random init.
     """
+    from sphinx_train.generation import DEFAULT_GENERATION
+    from sphinx_train.processor import DEFAULT_DECODING, SphinxProcessor
+
     preset = get_model_preset(name)
+    dtype = resolve_dtype(dtype)
+    check_device(device)
     if isinstance(tokenizer, (str, Path)):
         tokenizer = load_tokenizer(tokenizer)
     if tokenizer is None and preset.builds_own_tokenizer:
@@ -82,18 +97,25 @@ def create_model(
         raise ValueError(
             f"the tokenizer has {tokenizer.vocab_size} tokens but preset {name!r} embeds {vocab_size}"
         )
+    processor = SphinxProcessor(
+        tiling or preset.tiling,
+        preset.template,
+        tokenizer,
+        decoding=decoding or DEFAULT_DECODING,
+        generation=generation or DEFAULT_GENERATION,
+    )
     llm = build_llm(llama_config(preset.llm_shape, vocab_size), dtype=dtype, device=device)
     encoder = encoder_config = None
     if with_encoder and preset.encoder is not None:
         encoder = build_encoder(preset.encoder, llm.config.hidden_size, dtype=dtype, device=device)
         encoder_config = encoder.config.to_dict()
     config = SphinxConfig(
-        tiling=tiling or preset.tiling,
-        template=preset.template,
+        tiling=processor.tiling.name,
+        template=processor.template.name,
         encoder=preset.encoder if encoder is not None else None,
         encoder_config=encoder_config,
     )
-    return SphinxModel(llm, encoder, tokenizer, config)
+    return SphinxModel(llm, encoder, tokenizer, config, processor=processor)
 
 
 for _size in ("7b", "13b"):
@@ -102,12 +124,13 @@ for _size in ("7b", "13b"):
         ("sphinx-1k", "sphinx-1k"),
         ("sphinx-2k", "sphinx-2k"),
     ):
-        register_model(f"{_variant}-{_size}", ModelPreset(f"llama2-{_size}", "sphinx", _tiling))
-# The released SPHINX checkpoints use the 13B LLM.
-_ALIASES.update(
-    {"sphinx": "sphinx-13b", "sphinx-1k": "sphinx-1k-13b", "sphinx-2k": "sphinx-2k-13b"}
-)
-register_model(
+        register_model_preset(
+            f"{_variant}-{_size}", ModelPreset(f"llama2-{_size}", "sphinx", _tiling)
+        )
+# The released SPHINX checkpoints use the 13B LLM: the short names are those presets.
+for _short in ("sphinx", "sphinx-1k", "sphinx-2k"):
+    register_model_preset(_short, get_model_preset(f"{_short}-13b"))
+register_model_preset(
     "sphinx-nano",
     ModelPreset(
         "llama-nano", "sphinx-tiny", "sphinx", vocab_size=NANO_VOCAB_SIZE, builds_own_tokenizer=True

@@ -1,0 +1,128 @@
+"""Process group, trainable parts, activation checkpointing, compile and FSDP2 sharding.
+
+Only the LLM is sharded (per decoder layer, then the LLM root). The visual encoder stays
+outside FSDP, replicated on every rank: its frozen backbones run without grad, and its
+trainable projections are averaged across ranks by one all-reduce after backward. So a
+rank whose rows are all text-only takes part in every collective, and nothing hangs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from sphinx_train.training.config import ParallelConfig
+
+
+@dataclass
+class Runtime:
+    rank: int
+    world_size: int
+    device: torch.device
+
+
+def init_distributed() -> Runtime:
+    """torchrun's environment when present, else a one-process group (same code path)."""
+    cuda = torch.cuda.is_available()
+    if not dist.is_initialized():
+        backend = "nccl" if cuda else "gloo"
+        if "WORLD_SIZE" in os.environ:
+            dist.init_process_group(backend)
+        else:
+            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+    rank = dist.get_rank()
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    return Runtime(rank, dist.get_world_size(), device)
+
+
+def set_trainable(model, parts: list[str]) -> list[str]:
+    """requires_grad per the config's parts; returns the trainable parameter names."""
+    projections = set()
+    if model.encoder is not None:
+        projections = {f"encoder.{name}" for name, _ in model.encoder.named_trainable_parameters()}
+    names = []
+    for name, param in model.named_parameters():
+        wanted = (
+            ("llm" in parts and name.startswith("llm."))
+            or ("projections" in parts and name in projections)
+            or any(name.startswith(part + ".") or name == part for part in parts
+                   if part.startswith("encoder."))
+        )
+        param.requires_grad_(wanted)
+        if wanted:
+            names.append(name)
+    if not names:
+        raise ValueError(f"trainable {parts}: matches no parameter of the model")
+    return names
+
+
+def param_dtype(config: ParallelConfig, device: torch.device) -> torch.dtype:
+    """bf16 compute on GPU, fp32 on CPU, unless the config names one."""
+    if config.param_dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    from sphinx_train._house import dtype_name
+
+    return getattr(torch, dtype_name(config.param_dtype))
+
+
+def parallelize(model, config: ParallelConfig, runtime: Runtime) -> None:
+    """AC and compile per decoder block, then FSDP2 per block and on the LLM root."""
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
+    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
+
+    compute = param_dtype(config, runtime.device)
+    if model.encoder is not None:
+        model.encoder.to(runtime.device)
+        for _, backbone in model.encoder.backbones():
+            backbone.to(compute)
+    layers: nn.ModuleList = model.llm.model.layers
+    for index, layer in enumerate(layers):
+        checkpointed = config.activation_checkpointing == "full" or (
+            config.activation_checkpointing == "selective" and index % 2 == 0
+        )
+        if checkpointed:
+            layer = checkpoint_wrapper(layer)
+        if config.compile:
+            layer.compile()
+        layers[index] = layer
+    mesh = torch.distributed.device_mesh.init_device_mesh(
+        runtime.device.type, (runtime.world_size,)
+    )
+    options = {
+        "mesh": mesh,
+        "mp_policy": MixedPrecisionPolicy(param_dtype=compute, reduce_dtype=torch.float32),
+    }
+    if config.cpu_offload:
+        options["offload_policy"] = CPUOffloadPolicy()
+    for layer in layers:
+        fully_shard(layer, **options)
+    fully_shard(model.llm, **options)
+    if not config.cpu_offload:
+        model.llm.to(runtime.device)
+
+
+def average_replicated_grads(params: list[torch.Tensor]) -> None:
+    """Mean of the replicated (non-FSDP) gradients over ranks; a missing grad counts as zero."""
+    if not params:
+        return
+    for param in params:
+        if param.grad is None:
+            param.grad = torch.zeros_like(param)
+    flat = torch.cat([param.grad.reshape(-1) for param in params])
+    if dist.get_world_size() > 1:
+        dist.all_reduce(flat)
+        flat /= dist.get_world_size()
+    offset = 0
+    for param in params:
+        count = param.numel()
+        param.grad.copy_(flat[offset : offset + count].view_as(param))
+        offset += count
