@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ._house import one_line
+
 #: The CLIP mean as 8-bit RGB, truncated as the SPHINX reference does: int(mean * 255).
 CLIP_MEAN_RGB: tuple[int, int, int] = (122, 116, 104)
 
@@ -17,6 +19,12 @@ CLIP_MEAN_RGB: tuple[int, int, int] = (122, 116, 104)
 DEFAULT_MAX_PIXELS = 100_000_000
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray | Image.Image
+
+#: How a decoded image becomes RGB. "reference": only ``image.convert("RGB")``, as the SPHINX
+#: reference does (no EXIF orientation, alpha dropped, 16-bit grey clipped), which reproduces
+#: the released checkpoints' inputs. "corrected": EXIF orientation, alpha composited over the
+#: fill colour, 16-bit grey rescaled, float images scaled from their value range.
+DECODINGS = ("reference", "corrected")
 
 _EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
@@ -44,14 +52,18 @@ def load_image(
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     fill: tuple[int, int, int] = CLIP_MEAN_RGB,
+    decoding: str = "corrected",
 ) -> Image.Image:
-    """Decode `src` into an upright RGB image.
+    """Decode `src` into an RGB image, the `decoding` way (see `DECODINGS`).
 
-    EXIF orientation is applied, transparency is composited over `fill` (the padding colour,
-    so transparent pixels look like padding to the encoder) and 16-bit grey is scaled to 8
-    bits. Images larger than `max_pixels` are refused before they are decoded (Pillow's own
-    `Image.MAX_IMAGE_PIXELS` bomb check still applies on top).
+    "corrected" (the default) applies EXIF orientation, composites transparency over `fill`
+    (the padding colour, so transparent pixels look like padding to the encoder), scales
+    16-bit grey to 8 bits and float images from their range (`to_rgb`). "reference" only
+    calls ``convert("RGB")``, like the SPHINX reference code. Images larger than
+    `max_pixels` are refused before they are decoded (Pillow's own `Image.MAX_IMAGE_PIXELS`
+    bomb check still applies on top).
     """
+    check_decoding(decoding)
     name = describe_source(src)
     if isinstance(src, Image.Image):
         image = src
@@ -70,31 +82,76 @@ def load_image(
         )
     _check_size(image, name, max_pixels)
     try:
+        if decoding == "reference":
+            return reference_rgb(image)
         # exif_transpose copies even upright images; skip it for them.
         if image.getexif().get(_EXIF_ORIENTATION, 1) != 1:
             image = ImageOps.exif_transpose(image)
         return to_rgb(image, fill=fill)
-    except (OSError, SyntaxError, ValueError) as err:
-        raise ImageLoadError(f"{name}: cannot decode image ({err})") from err
+    except Exception as err:  # a hostile file can break a decoder in any way
+        raise ImageLoadError(f"{name}: cannot decode image ({one_line(err)})") from err
+
+
+def check_decoding(decoding: str) -> str:
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding={decoding!r}: expected one of {DECODINGS}")
+    return decoding
+
+
+def reference_rgb(image: Image.Image) -> Image.Image:
+    """RGB as the SPHINX reference gets it: Pillow's ``convert("RGB")`` and nothing else.
+
+    Pillow cannot convert premultiplied grey (La) straight to RGB; it goes through LA, which
+    is what Pillow itself does for premultiplied RGBa (un-premultiply, drop alpha).
+    """
+    if image.mode == "RGB":
+        return image
+    if image.mode == "La":
+        image = image.convert("LA")
+    return image.convert("RGB")
 
 
 def to_rgb(image: Image.Image, fill: tuple[int, int, int] = CLIP_MEAN_RGB) -> Image.Image:
-    """Convert any PIL mode to RGB; alpha is composited over `fill`."""
+    """Convert any PIL mode to RGB; alpha is composited over `fill`.
+
+    16-bit grey is divided by 257 (65535 -> 255). Float images (mode F) are scaled by their
+    value range: values within [0, 1] are taken as fractions (x 255), values within
+    [0, 255] as levels, anything else is stretched linearly from its minimum to its maximum;
+    NaN counts as 0 and infinities as the extreme finite values.
+    """
     if image.mode == "RGB":
         return image
     if image.mode in _SIXTEEN_BIT_MODES:
         wide = np.asarray(image).astype(np.float64)
         grey = np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
         return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode == "F":
+        return Image.fromarray(_float_levels(np.asarray(image)), "L").convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
-    if image.mode in ("LA", "La", "PA", "RGBa"):
+    if image.mode == "La":
+        image = image.convert("LA")  # Pillow has no La -> RGBA conversion; LA un-premultiplies
+    if image.mode in ("LA", "PA", "RGBa"):
         image = image.convert("RGBA")
     if image.mode == "RGBA":
         background = Image.new("RGB", image.size, tuple(fill))
         background.paste(image, mask=image.getchannel("A"))
         return background
     return image.convert("RGB")
+
+
+def _float_levels(values: np.ndarray) -> np.ndarray:
+    """8-bit levels of a float image, scaled by its value range (see `to_rgb`)."""
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    values = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=high, neginf=low)
+    if low >= 0.0 and high <= 1.0:
+        levels = values * 255.0
+    elif low >= 0.0 and high <= 255.0:
+        levels = values
+    else:
+        levels = (values - low) * (255.0 / (high - low))
+    return np.clip(np.rint(levels), 0, 255).astype(np.uint8)
 
 
 def pad_to_square(image: Image.Image, fill: tuple[int, int, int] = CLIP_MEAN_RGB) -> Image.Image:
@@ -127,8 +184,12 @@ def _open(fp: Path | io.BytesIO, name: str, max_pixels: int | None) -> Image.Ima
         raise ImageLoadError(f"{name}: refused as a decompression bomb ({err})") from err
     except UnidentifiedImageError as err:
         raise ImageLoadError(f"{name}: not a recognised image format") from err
-    except (OSError, SyntaxError, ValueError) as err:
-        raise ImageLoadError(f"{name}: truncated or corrupt image ({err})") from err
+    except FileNotFoundError as err:
+        raise ImageLoadError(f"{name}: no such image file") from err
+    except (MemoryError, RecursionError) as err:
+        raise ImageLoadError(f"{name}: too large to decode ({type(err).__name__})") from err
+    except Exception as err:  # decoders of hostile files fail with struct, index, EOF errors
+        raise ImageLoadError(f"{name}: truncated or corrupt image ({one_line(err)})") from err
     return image
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._house import dtype_name
 from ._torch import require_torch
 from .images import DEFAULT_MAX_PIXELS, ImageSource
 from .layout import Layout
@@ -53,6 +54,8 @@ def tile_tensor(
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     resample: str = "pil",
+    decoding: str | None = None,
+    view_dtype: str | None = None,
 ) -> torch.Tensor:
     """`image`'s views as a float32 tensor (n_views, 3, side, side).
 
@@ -61,13 +64,17 @@ def tile_tensor(
     crops = slices of it. `normalize` is "clip", "imagenet" or None (values in [0, 1]).
     `resample="torch"` resizes with torch's uint8 kernels instead of Pillow: about 3x
     faster, pixels within 2 levels of Pillow's, no longer bit-identical to the reference.
+    `decoding` and `view_dtype` (the dtype the global view is interpolated in; "float16"
+    is the reference's ``image.half()``) default to the preset's.
     """
     torch = require_torch("tile_tensor")
     stats = _stats(normalize)
-    prepared = prepare(image, preset, max_pixels=max_pixels, resample=resample)
+    preset = get_preset(preset)
+    dtype = _view_dtype(torch, preset, view_dtype)
+    prepared = prepare(image, preset, max_pixels=max_pixels, resample=resample, decoding=decoding)
     side = prepared.plan.side
     out = torch.empty((prepared.plan.n_views, 3, side, side), dtype=torch.float32)
-    _write_views(torch, prepared, stats, out)
+    _write_views(torch, prepared, stats, out, dtype)
     return out
 
 
@@ -80,6 +87,8 @@ def tile_batch(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     workers: int | None = None,
     resample: str = "pil",
+    decoding: str | None = None,
+    view_dtype: str | None = None,
 ) -> TiledBatch:
     """Tile many images into one stacked tensor plus the view -> image index.
 
@@ -90,11 +99,13 @@ def tile_batch(
     the workers already occupy the cores.
     With `device` (e.g. "cuda"), the canvases travel as uint8 and normalisation and the
     global-view interpolation run there; the PIL resize stays on the CPU so the numbers
-    keep the reference's resampling. `resample` is as in `tile_tensor`.
+    keep the reference's resampling. `resample`, `decoding` and `view_dtype` are as in
+    `tile_tensor`.
     """
     torch = require_torch("tile_batch")
     stats = _stats(normalize)
     preset = get_preset(preset)
+    dtype = _view_dtype(torch, preset, view_dtype)
     device = torch.device(device) if device is not None else torch.device("cpu")
     workers = min(len(images), workers or os.cpu_count() or 1)
     # The workers already keep the cores busy: torch's own threads on top of them would only
@@ -103,7 +114,9 @@ def tile_batch(
     with _pool(workers) as pool, _torch_threads(torch, 1 if one_thread else None):
         # Decode and plan first so the stacked output can be allocated; then each image's
         # views are written straight into its slice.
-        decoded = list(pool.map(lambda image: decode(image, preset, max_pixels), images))
+        decoded = list(
+            pool.map(lambda image: decode(image, preset, max_pixels, decoding), images)
+        )
         counts = [plan.n_views for _, plan in decoded]
         pixel_values = torch.empty(
             (sum(counts), 3, preset.side, preset.side), dtype=torch.float32, device=device
@@ -113,7 +126,7 @@ def tile_batch(
 
         def write_views(k: int) -> PreparedImage:
             item = render(*decoded[k], preset, resample)
-            _write_views(torch, item, stats, outputs[k])
+            _write_views(torch, item, stats, outputs[k], dtype)
             return item
 
         prepared = list(pool.map(write_views, range(len(images))))
@@ -164,7 +177,11 @@ def _stats(normalize: str | None):
     return NORMALIZATIONS[normalize]
 
 
-def _write_views(torch, item: PreparedImage, stats, out) -> None:
+def _view_dtype(torch, preset: Preset, view_dtype: str | None):
+    return getattr(torch, dtype_name(preset.view_dtype if view_dtype is None else view_dtype))
+
+
+def _write_views(torch, item: PreparedImage, stats, out, view_dtype) -> None:
     """Write the views of `item` into `out` (n_views, 3, side, side).
 
     The crops are copied from the normalised canvas; the global view is interpolated from it.
@@ -179,24 +196,28 @@ def _write_views(torch, item: PreparedImage, stats, out) -> None:
     _normalise_into(torch, item.canvas, stats, full[0])
     first_crop = 0
     if plan.has_global_view:
-        out[0] = _global_view(torch, full, rows, cols, side)
+        out[0] = _global_view(torch, full, rows, cols, side, view_dtype)
         first_crop = 1
     tiles = full[0].view(3, rows, side, cols, side).permute(1, 3, 0, 2, 4)
     crops = out[first_crop : first_crop + rows * cols].view(rows, cols, 3, side, side)
     crops.copy_(tiles)
 
 
-def _global_view(torch, full, rows: int, cols: int, side: int):
-    """torch bicubic interpolation (align_corners=False) of the canvas to side x side.
+def _global_view(torch, full, rows: int, cols: int, side: int, dtype):
+    """torch bicubic interpolation (align_corners=False) of the canvas to side x side,
+    computed in `dtype` (the reference casts to float16 first) and returned as float32.
 
     Shrinking by an odd whole factor k samples at k * i + (k - 1) / 2 exactly, where the
-    cubic weights are exactly (0, 1, 0, 0): the result is then a strided slice, bit for bit.
+    cubic weights are exactly (0, 1, 0, 0): the result is then a strided slice, bit for bit
+    (rounded to `dtype` first, as the interpolation's input would be).
     """
     if rows % 2 == 1 and cols % 2 == 1:
-        return full[0, :, rows // 2 :: rows, cols // 2 :: cols]
-    return torch.nn.functional.interpolate(
-        full, size=(side, side), mode="bicubic", align_corners=False
+        picked = full[0, :, rows // 2 :: rows, cols // 2 :: cols]
+        return picked if dtype == full.dtype else picked.to(dtype).to(full.dtype)
+    view = torch.nn.functional.interpolate(
+        full.to(dtype), size=(side, side), mode="bicubic", align_corners=False
     )[0]
+    return view.to(full.dtype)
 
 
 def _normalise_into(torch, canvas: np.ndarray, stats, out) -> None:

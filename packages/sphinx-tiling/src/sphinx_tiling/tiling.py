@@ -8,7 +8,14 @@ import numpy as np
 from PIL import Image
 
 from .canvas import render_canvas
-from .images import DEFAULT_MAX_PIXELS, ImageSource, load_image
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    ImageLoadError,
+    ImageSource,
+    check_decoding,
+    describe_source,
+    load_image,
+)
 from .layout import Layout
 from .plan import CanvasPlan, plan_canvas
 from .presets import Preset, get_preset
@@ -30,18 +37,32 @@ def prepare(
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     resample: str = "pil",
+    decoding: str | None = None,
 ) -> PreparedImage:
     """Decode `image`, plan its views under `preset` and render the canvas."""
     preset = get_preset(preset)
-    return render(*decode(image, preset, max_pixels), preset, resample)
+    return render(*decode(image, preset, max_pixels, decoding), preset, resample)
 
 
 def decode(
-    image: ImageSource, preset: Preset, max_pixels: int | None
+    image: ImageSource, preset: Preset, max_pixels: int | None, decoding: str | None = None
 ) -> tuple[Image.Image, CanvasPlan]:
-    """The upright RGB image and its plan: all that is known before any resampling."""
-    rgb = load_image(image, max_pixels=max_pixels, fill=preset.fill)
-    return rgb, plan_canvas(rgb.width, rgb.height, preset)
+    """The RGB image and its plan: all that is known before any resampling.
+
+    `decoding` None means the preset's. The padded image that the canvas is resized from is
+    held to `max_pixels` as well, so a 1 x 100000 strip cannot ask for a 100000^2 square.
+    """
+    decoding = check_decoding(preset.decoding if decoding is None else decoding)
+    rgb = load_image(image, max_pixels=max_pixels, fill=preset.fill, decoding=decoding)
+    plan = plan_canvas(rgb.width, rgb.height, preset)
+    padded_w, padded_h = plan.padded_size
+    if max_pixels is not None and padded_w * padded_h > max_pixels:
+        raise ImageLoadError(
+            f"{describe_source(image)}: the {rgb.width}x{rgb.height} image pads to "
+            f"{padded_w}x{padded_h} = {padded_w * padded_h} pixels under preset "
+            f"{preset.name!r}, over max_pixels={max_pixels}"
+        )
+    return rgb, plan
 
 
 def render(rgb: Image.Image, plan: CanvasPlan, preset: Preset, resample: str) -> PreparedImage:
@@ -59,14 +80,20 @@ class Tiling:
 
 
 def tile(
-    image: ImageSource, preset: str | Preset, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    image: ImageSource,
+    preset: str | Preset,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    decoding: str | None = None,
 ) -> Tiling:
     """Cut `image` into `preset`'s views as PIL images of side x side pixels.
 
     The global view is the canvas resized with PIL bicubic; `tile_tensor` instead follows
-    the SPHINX reference numerics (torch bicubic on the normalised canvas).
+    the SPHINX reference numerics (torch bicubic on the normalised canvas). `decoding`
+    ("reference" or "corrected") defaults to the preset's. `max_pixels` bounds the image
+    and the padded image the canvas is resized from.
     """
-    prepared = prepare(image, preset, max_pixels=max_pixels)
+    prepared = prepare(image, preset, max_pixels=max_pixels, decoding=decoding)
     plan = prepared.plan
     canvas = Image.fromarray(np.ascontiguousarray(prepared.canvas.transpose(1, 2, 0)))
     side = plan.side
