@@ -31,7 +31,7 @@ def test_check_reference_shard(tiny, tmp_path, capsys):
     # the same file against the real sizes: every shape is wrong, reported on one line
     assert main(["check", "sphinx", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1
+    assert err.startswith("sphinx-encoders: error: ") and err.count("\n") == 1
     assert "clip.visual.conv1.weight: file (32, 3, 14, 14), model (1024, 3, 14, 14)" in err
 
 
@@ -48,6 +48,6 @@ def test_bad_usage_exits_2_and_bad_input_exits_1(capsys, tmp_path):
         main(["frobnicate"])
     assert info.value.code == 2
     assert main(["config", "no-such-preset"]) == 1
-    assert "unknown encoder 'no-such-preset'" in capsys.readouterr().err
+    assert "unknown encoder preset 'no-such-preset'" in capsys.readouterr().err
     assert main(["check", "sphinx-tiny", str(tmp_path / "absent.pth")]) == 1
     assert "no such file" in capsys.readouterr().err

@@ -52,7 +52,7 @@ def test_yaml_written_by_hand(tmp_path):
         ("name: x\npatch_encoders: [{kind: clip_vit, widht: 3}]\n", r"unknown keys \['widht'\]"),
         ("name: x\ncolour: red\n", r"unknown keys \['colour'\]"),
         ("patch_encoders: []\n", "missing key 'name'"),
-        ("name: [unclosed\n", "not valid yaml"),
+        ("name: [unclosed\n", "not valid YAML at line 2"),
     ],
 )
 def test_bad_config_files_name_the_problem(tmp_path, text, message):

@@ -228,6 +228,7 @@ def test_hugging_face_dinov2_folder(tmp_path, clip_stats):
 
 
 def test_meta_encoders_refuse_weights(tmp_path):
+    torch.save(create_encoder("clip-vit-tiny", llm_dim=8).state_dict(), tmp_path / "x.pth")
     with pytest.raises(WeightsError, match="meta device"):
         create_encoder("clip-vit-tiny", llm_dim=8, device="meta", weights=tmp_path / "x.pth")
 

@@ -1,51 +1,57 @@
-"""The frozen visual backbones and the mixed visual encoder of SPHINX."""
+"""The frozen visual backbones and the mixed visual encoder of SPHINX.
 
+Public names are imported on first use (module `__getattr__`), so `import sphinx_encoders`
+and `sphinx-encoders --help` do not pay for torch, timm, open_clip and transformers.
+"""
+
+from importlib import import_module
 from importlib.metadata import version as _version
-
-from .backbones import (
-    ClipViTBackbone,
-    ConvNeXtBackbone,
-    DinoV2Backbone,
-    FrozenBackbone,
-    QFormerBackbone,
-)
-from .config import (
-    ClipViTConfig,
-    ConfigError,
-    ConvNeXtConfig,
-    DinoV2Config,
-    EncoderConfig,
-    QFormerConfig,
-)
-from .loading import check_weights, load_weights
-from .mixed import EncodedImages, MixedVisualEncoder, gather_views
-from .presets import create_encoder, get_encoder_config, list_encoders, register_encoder
-from .weights import WeightsError, read_state_dict
 
 __version__ = _version("sphinx-encoders")
 
-__all__ = [
-    "ClipViTBackbone",
-    "ClipViTConfig",
-    "ConfigError",
-    "ConvNeXtBackbone",
-    "ConvNeXtConfig",
-    "DinoV2Backbone",
-    "DinoV2Config",
-    "EncodedImages",
-    "EncoderConfig",
-    "FrozenBackbone",
-    "MixedVisualEncoder",
-    "QFormerBackbone",
-    "QFormerConfig",
-    "WeightsError",
-    "__version__",
-    "check_weights",
-    "create_encoder",
-    "gather_views",
-    "get_encoder_config",
-    "list_encoders",
-    "load_weights",
-    "read_state_dict",
-    "register_encoder",
-]
+# public name -> submodule that defines it
+_EXPORTS = {
+    "ClipViTBackbone": ".backbones",
+    "ConvNeXtBackbone": ".backbones",
+    "DinoV2Backbone": ".backbones",
+    "FrozenBackbone": ".backbones",
+    "QFormerBackbone": ".backbones",
+    "ClipViTConfig": ".config",
+    "ConfigError": ".config",
+    "ConvNeXtConfig": ".config",
+    "DinoV2Config": ".config",
+    "EncoderConfig": ".config",
+    "QFormerConfig": ".config",
+    "FeatureCache": ".cache",
+    "FeatureCacheError": ".cache",
+    "encoder_fingerprint": ".cache",
+    "check_weights": ".loading",
+    "load_weights": ".loading",
+    "EncodedImages": ".mixed",
+    "MixedVisualEncoder": ".mixed",
+    "ViewFeatures": ".mixed",
+    "gather_views": ".mixed",
+    "UnknownNameError": ".presets",
+    "create_encoder": ".presets",
+    "get_encoder_config": ".presets",
+    "list_encoders": ".presets",
+    "register_encoder": ".presets",
+    "WeightsError": ".weights",
+    "read_state_dict": ".weights",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+

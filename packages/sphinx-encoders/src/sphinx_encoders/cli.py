@@ -1,4 +1,8 @@
-"""`sphinx-encoders`: list presets, write their configs, check weight files against them."""
+"""`sphinx-encoders`: list presets, write their configs, check weight files against them.
+
+The heavy libraries (torch, timm, open_clip, transformers) are imported only once a
+command runs, so `--help` and `--version` answer at once.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,36 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import yaml
+from . import __version__
+from ._house import run_cli
 
-from .config import ConfigError
-from .loading import check_weights, read_encoder_weights
-from .presets import create_encoder, get_encoder_config, list_encoders
-from .weights import WeightsError
+PROG = "sphinx-encoders"
+
+_EXAMPLES = """\
+examples:
+  sphinx-encoders list                              presets, tokens per view, frozen parameters
+  sphinx-encoders list 'sphinx*'                    only the presets matching a glob
+  sphinx-encoders config sphinx -o encoder.yaml     a preset's config, to edit and reuse
+  sphinx-encoders check sphinx /models/SPHINX       keys and shapes of a checkpoint (exit 1 if
+                                                    it does not fit)
+  sphinx-encoders check sphinx-light /models/SPHINX-Tiny --llm-dim 2048
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sphinx-encoders",
+        prog=PROG,
         description="Inspect the SPHINX mixed visual encoder presets and check weight files.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
+    listing = commands.add_parser(
         "list", help="list the presets with their tokens per view and parameter counts"
+    )
+    listing.add_argument(
+        "pattern", nargs="?", help="glob filter on preset names, e.g. 'sphinx*'; default: all"
     )
     config = commands.add_parser("config", help="write a preset's config as YAML or JSON")
     config.add_argument("preset", help="preset name (see `list`) or a config file")
@@ -29,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--output", help="file to write (.yaml/.yml or .json); default: YAML on stdout"
     )
     config.add_argument("--llm-dim", type=int, help="LLM width to record in the config")
+    config.add_argument(
+        "--overwrite", action="store_true", help="replace the output file if it exists"
+    )
     check = commands.add_parser(
         "check",
         help="check a weights file against a preset (keys and shapes) without loading it",
@@ -46,28 +67,38 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _list() -> None:
-    print(f"{'preset':<16} {'tokens/view':>11} {'params (M)':>11}  backbones")
-    for name in list_encoders():
+def _list(args: argparse.Namespace) -> None:
+    from .presets import create_encoder, list_encoders
+
+    print(f"{'preset':<18} {'tokens/view':>11} {'params (M)':>11}  backbones")
+    for name in list_encoders(args.pattern):
         encoder = create_encoder(name, llm_dim=8, device="meta")
         backbones = [n for n, _ in encoder.backbones()]
         frozen = sum(p.numel() for _, b in encoder.backbones() for p in b.parameters())
         print(
-            f"{name:<16} {encoder.tokens_per_view:>11} {frozen / 1e6:>11.1f}  {', '.join(backbones)}"
+            f"{name:<18} {encoder.tokens_per_view:>11} {frozen / 1e6:>11.1f}  {', '.join(backbones)}"
         )
 
 
 def _config(args: argparse.Namespace) -> None:
+    import yaml
+
+    from .presets import get_encoder_config
+
     config = get_encoder_config(args.preset)
     if args.llm_dim is not None:
         config.llm_dim = args.llm_dim
     if args.output:
-        config.save(args.output)
+        config.save(args.output, overwrite=args.overwrite)
     else:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
 
 
 def _check(args: argparse.Namespace) -> None:
+    from .loading import check_weights, read_encoder_weights
+    from .presets import create_encoder
+    from .weights import WeightsError
+
     encoder = create_encoder(args.preset, llm_dim=args.llm_dim or 1, device="meta")
     if args.llm_dim is None:
         source, _, state = read_encoder_weights(encoder, args.weights)
@@ -78,19 +109,17 @@ def _check(args: argparse.Namespace) -> None:
     print(f"ok: {len(names)} tensors fit preset {args.preset!r} (llm_dim {encoder.llm_dim})")
 
 
+_COMMANDS = {"list": _list, "config": _config, "check": _check}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        if args.command == "list":
-            _list()
-        elif args.command == "config":
-            _config(args)
-        else:
-            _check(args)
-    except (ConfigError, WeightsError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+
+    def body() -> int:
+        _COMMANDS[args.command](args)
+        return 0
+
+    return run_cli(PROG, body)
 
 
 if __name__ == "__main__":

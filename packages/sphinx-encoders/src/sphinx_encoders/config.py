@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
+
+from ._house import dtype_name, staged_file
 
 
 class ConfigError(ValueError):
@@ -47,14 +51,18 @@ class ConvNeXtConfig:
     depths: tuple[int, ...] = (3, 4, 30, 3)
     dims: tuple[int, ...] = (384, 768, 1536, 3072)
     norm_eps: float = 1e-5
-    # The view is resized (nearest) to this side before the trunk.
+    # The view is resized (nearest) to this side before the trunk (SPHINX-Tiny: 512, native).
     input_size: int = 256
     # Feature maps are resampled to this grid by repeating rows and columns.
     output_grid: int = 16
     resample: str = "repeat"
-    # The reference casts the view to float16 before resizing; keeps fp32 runs bit-faithful.
-    round_input_to_fp16: bool = True
+    # The reference casts the view to float16 before the (nearest) resize, which rounds the
+    # pixels of fp32 and bf16 runs alike; None resizes in the weights' dtype.
+    resize_dtype: str | None = "float16"
     reference_prefix: str = "openclip_convnext_xxl"
+
+    def __post_init__(self):
+        self.resize_dtype = _optional_dtype(self.resize_dtype)
 
 
 @dataclass
@@ -72,8 +80,27 @@ class DinoV2Config:
     # Side of the pretraining grid of the stored position embeddings (518 / 14 = 37).
     pos_grid: int = 37
     interpolate_offset: float = 0.1
+    # Side DINOv2 sees; views of another side are resized with `resize` (SPHINX-Tiny: its
+    # 512 views go bicubic to 224), computed in `resize_dtype` (the reference: float16).
     image_size: int = 224
+    resize: str | None = None
+    resize_dtype: str | None = None
+    # CLIP -> ImageNet statistics: "unnormalize" computes (x*clip_std + clip_mean - mean) / std
+    # (llama_ens), "affine" x * (clip_std/std) + (clip_mean - mean)/std (llama_ens_light).
+    # Equal up to float rounding; each preset follows its reference module.
+    renormalize: str = "unnormalize"
     reference_prefix: str = "dinov2_vitg14"
+
+    def __post_init__(self):
+        self.resize_dtype = _optional_dtype(self.resize_dtype)
+        if self.resize not in (None, "bicubic", "bilinear", "nearest"):
+            raise ValueError(
+                f"resize must be bicubic, bilinear, nearest or null, got {self.resize!r}"
+            )
+        if self.renormalize not in ("unnormalize", "affine"):
+            raise ValueError(
+                f"renormalize must be 'unnormalize' or 'affine', got {self.renormalize!r}"
+            )
 
 
 @dataclass
@@ -147,39 +174,40 @@ class EncoderConfig:
         )
         if "name" not in data:
             raise ConfigError(f"{source}: missing key 'name'")
-        return cls(
-            name=data["name"],
-            patch_encoders=patch_configs,
-            query_encoder=query_config,
-            image_size=int(data.get("image_size", 224)),
-            llm_dim=data.get("llm_dim"),
-        )
+        hints = typing.get_type_hints(cls)
+        values = {
+            key: _checked(data[key], hints[key], f"{source}: {key!r}")
+            for key in ("name", "image_size", "llm_dim")
+            if key in data
+        }
+        return cls(**values, patch_encoders=patch_configs, query_encoder=query_config)
 
-    def save(self, path: str | Path) -> None:
-        """Write YAML or JSON (by suffix) through a temporary name, renamed when complete."""
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
+        """Write YAML or JSON (by suffix), staged beside `path` and renamed when complete."""
         path = Path(path)
         text = (
             json.dumps(self.to_dict(), indent=2)
             if path.suffix == ".json"
             else yaml.safe_dump(self.to_dict(), sort_keys=False)
         )
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        with staged_file(path, overwrite=overwrite) as stage:
+            stage.write_text(text, encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> EncoderConfig:
         path = Path(path)
+        kind = "JSON" if path.suffix == ".json" else "YAML"
         try:
-            text = path.read_text()
+            text = path.read_bytes().decode("utf-8")
         except OSError as err:
             raise ConfigError(f"{path}: cannot read ({err.strerror})") from err
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
         try:
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as err:
-            raise ConfigError(
-                f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {err}"
-            ) from err
+            where = _error_position(err)
+            raise ConfigError(f"{path}: not valid {kind}{where}: {_first_line(err)}") from None
         return cls.from_dict(data, source=str(path))
 
 
@@ -198,13 +226,54 @@ def _backbone_from_dict(data: Any, kinds: dict[str, type], source: str) -> Any:
     if kind not in kinds:
         raise ConfigError(f"{source}: 'kind' must be one of {sorted(kinds)}, got {kind!r}")
     config_cls = kinds[kind]
-    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    hints = typing.get_type_hints(config_cls)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
     values = {k: v for k, v in data.items() if k != "kind"}
-    _reject_unknown(values, set(fields), source)
-    for key, value in values.items():
-        if isinstance(value, list):
-            values[key] = tuple(value)
-    return config_cls(**values)
+    _reject_unknown(values, fields, source)
+    values = {k: _checked(v, hints[k], f"{source}: {k!r}") for k, v in values.items()}
+    try:
+        return config_cls(**values)
+    except ValueError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def _checked(value: Any, hint: Any, where: str) -> Any:
+    """`value` converted to the field type `hint` (int, float, bool, str, tuples, optionals)."""
+    if isinstance(hint, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        (hint,) = [t for t in options if t is not type(None)]
+    if typing.get_origin(hint) is tuple:
+        if isinstance(value, list | tuple):
+            return tuple(
+                _checked(v, typing.get_args(hint)[0], f"{where}[{i}]") for i, v in enumerate(value)
+            )
+    elif hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    elif (hint is int and isinstance(value, int) and not isinstance(value, bool)) or (
+        hint in (bool, str) and isinstance(value, hint)
+    ):
+        return value
+    expected = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"{where} must be {expected}, got {type(value).__name__} {value!r}")
+
+
+def _optional_dtype(value: Any) -> str | None:
+    return None if value is None else dtype_name(value)
+
+
+def _error_position(err: Exception) -> str:
+    if isinstance(err, json.JSONDecodeError):
+        return f" at line {err.lineno} column {err.colno}"
+    mark = getattr(err, "problem_mark", None)
+    return "" if mark is None else f" at line {mark.line + 1} column {mark.column + 1}"
+
+
+def _first_line(err: Exception) -> str:
+    if isinstance(err, json.JSONDecodeError):
+        return err.msg
+    return getattr(err, "problem", None) or str(err).splitlines()[0]
 
 
 def _reject_unknown(data: dict[str, Any], known: set[str], source: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -29,26 +30,42 @@ def load_weights(
       shard is read (memory-mapped) and the LLM keys are skipped.
     - any other file: a state dict with this package's names (`encoder.state_dict()`) or
       with reference names.
+
+    The files' identity (path, size, modification time) is kept in
+    `encoder.weights_identity`, which `encoder_fingerprint` uses.
     """
     if encoder.start_img.is_meta:
         raise WeightsError("cannot load weights into an encoder built on the meta device")
     if isinstance(weights, Mapping):
         backbones = dict(encoder.backbones())
+        check_backbone_names(backbones, weights)
         for name, path in weights.items():
-            if name not in backbones:
-                raise WeightsError(f"weights: no backbone named {name!r}; have {sorted(backbones)}")
             backbones[name].load_pretrained(path, strict=strict)
-        return
-    source, kind, state = read_encoder_weights(encoder, weights)
-    try:
+    else:
+        assign_encoder_weights(encoder, *read_encoder_weights(encoder, weights), strict=strict)
+    encoder.weights_identity = weights_identity(weights)
+
+
+def check_backbone_names(backbones, weights: Mapping[str, str | Path]) -> None:
+    """Refuse a `{backbone: path}` mapping naming a backbone the encoder lacks."""
+    for name in weights:
+        if name not in backbones:
+            raise WeightsError(f"weights: no backbone named {name!r}; have {sorted(backbones)}")
+
+
+def assign_encoder_weights(
+    encoder: MixedVisualEncoder,
+    source: str,
+    kind: str,
+    state: dict[str, torch.Tensor],
+    strict: bool = True,
+) -> None:
+    """Copy what `read_encoder_weights` gave into `encoder`, all checks first."""
+    with _named(source):
         if kind == "own":
             assign_weights(encoder, state, source, strict=strict)
         else:
             encoder.load_reference_state_dict(state, strict=strict)
-    except WeightsError as err:
-        raise WeightsError(
-            f"{source}: {err}".replace(f"{source}: {source}: ", f"{source}: ")
-        ) from None
 
 
 def check_weights(encoder: MixedVisualEncoder, weights: str | Path) -> list[str]:
@@ -58,16 +75,42 @@ def check_weights(encoder: MixedVisualEncoder, weights: str | Path) -> list[str]
     without allocating the model. Raises `WeightsError`; returns the names it checked.
     """
     source, kind, state = read_encoder_weights(encoder, weights)
-    try:
+    check_encoder_weights(encoder, source, kind, state)
+    return sorted(state)
+
+
+def check_encoder_weights(
+    encoder: MixedVisualEncoder, source: str, kind: str, state: dict[str, torch.Tensor]
+) -> None:
+    with _named(source):
         if kind == "own":
             check_keys(encoder.state_dict(), state, source)
         else:
             encoder.check_reference_state_dict(state)
+
+
+@contextmanager
+def _named(source: str):
+    """Prefix a `WeightsError` with the file it is about (once)."""
+    try:
+        yield
     except WeightsError as err:
         raise WeightsError(
             f"{source}: {err}".replace(f"{source}: {source}: ", f"{source}: ")
         ) from None
-    return sorted(state)
+
+
+def weights_identity(weights: str | Path | Mapping[str, str | Path]) -> list[list]:
+    """[name, resolved path, size, mtime_ns] of every file under the weights paths."""
+    items = weights.items() if isinstance(weights, Mapping) else [("", weights)]
+    out = []
+    for name, given in items:
+        path = Path(given).resolve()
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            stat = file.stat()
+            out.append([name, str(file), stat.st_size, stat.st_mtime_ns])
+    return out
 
 
 def read_encoder_weights(

@@ -44,6 +44,39 @@ class EncodedImages:
         return self.mask.sum(dim=1)
 
 
+@dataclass
+class ViewFeatures:
+    """Frozen backbone outputs per view, before the projections.
+
+    `patch`: `(n_views, patch_tokens, channels)`, the patch encoders concatenated on
+    channels; `query`: `(n_views, query_tokens, channels)`. None when the encoder has none.
+    """
+
+    patch: torch.Tensor | None
+    query: torch.Tensor | None
+
+    @property
+    def n_views(self) -> int:
+        present = [t for t in (self.patch, self.query) if t is not None]
+        if not present or len({t.shape[0] for t in present}) != 1:
+            raise ValueError("ViewFeatures needs patch and/or query tensors with equal view counts")
+        return present[0].shape[0]
+
+    def select(self, index: torch.Tensor) -> ViewFeatures:
+        """The features of the views `index` (a view index tensor), in that order."""
+        return ViewFeatures(*(None if t is None else t[index] for t in (self.patch, self.query)))
+
+    @staticmethod
+    def cat(parts: list[ViewFeatures]) -> ViewFeatures:
+        """The views of `parts` one after another."""
+
+        def join(name):
+            tensors = [getattr(p, name) for p in parts]
+            return None if tensors[0] is None else torch.cat(tensors)
+
+        return ViewFeatures(join("patch"), join("query"))
+
+
 def build_backbone(config) -> FrozenBackbone:
     try:
         return _BACKBONE_CLASSES[type(config)](config)
@@ -89,6 +122,8 @@ class MixedVisualEncoder(nn.Module):
         )
         self.start_img = nn.Parameter(torch.rand(1, 1, llm_dim))
         self.end_img = nn.Parameter(torch.rand(1, 1, llm_dim))
+        # Which files the weights came from (set by `load_weights`); None: random or in-memory.
+        self.weights_identity: list | None = None
 
     def _check_patch_grids(self) -> None:
         counts = {name: e.num_tokens for name, e in self.patch_encoders.items()}
@@ -143,8 +178,12 @@ class MixedVisualEncoder(nn.Module):
                 backbone.channels_last()
 
     # --- forward -------------------------------------------------------------------------
-    def encode_views(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Tokens of every view, `(n_views, tokens_per_view, llm_dim)`, all views in one batch."""
+    def frozen_features(self, pixel_values: torch.Tensor) -> ViewFeatures:
+        """What the frozen backbones give for every view, before any trainable layer.
+
+        Depends only on the views and the frozen weights, so it can be cached
+        (`FeatureCache`) while the projections train.
+        """
         self._check_views(pixel_values)
         views = pixel_values.to(self.start_img.device)
         with torch.no_grad():
@@ -154,15 +193,24 @@ class MixedVisualEncoder(nn.Module):
                 else None
             )
             query = None if self.query_encoder is None else self.query_encoder(views)
+        return ViewFeatures(patch=patch, query=query)
+
+    def project(self, features: ViewFeatures) -> torch.Tensor:
+        """The trainable step: `(n_views, tokens_per_view, llm_dim)` from frozen features."""
+        self._check_features(features)
         dtype = self.start_img.dtype
-        n_views = views.shape[0]
+        n_views = features.n_views
         parts = [self.start_img.expand(n_views, -1, -1)]
-        if query is not None:
-            parts.append(self.qformer_proj(query.to(dtype)))
-        if patch is not None:
-            parts.append(self.visual_proj(patch.to(dtype)))
+        if features.query is not None:
+            parts.append(self.qformer_proj(features.query.to(self.start_img.device, dtype)))
+        if features.patch is not None:
+            parts.append(self.visual_proj(features.patch.to(self.start_img.device, dtype)))
         parts.append(self.end_img.expand(n_views, -1, -1))
         return torch.cat(parts, dim=1)
+
+    def encode_views(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Tokens of every view, `(n_views, tokens_per_view, llm_dim)`, all views in one batch."""
+        return self.project(self.frozen_features(pixel_values))
 
     def forward(
         self,
@@ -177,6 +225,33 @@ class MixedVisualEncoder(nn.Module):
         """
         tokens = self.encode_views(pixel_values)
         return gather_views(tokens, image_index, n_images)
+
+    def from_features(
+        self,
+        features: ViewFeatures,
+        image_index: torch.Tensor | None = None,
+        n_images: int | None = None,
+    ) -> EncodedImages:
+        """`forward` from precomputed (e.g. cached) frozen features: projections only."""
+        return gather_views(self.project(features), image_index, n_images)
+
+    def _check_features(self, features: ViewFeatures) -> None:
+        expected = {
+            "patch": None
+            if self.visual_proj is None
+            else (self.patch_tokens, self.visual_proj[0].in_features),
+            "query": None
+            if self.qformer_proj is None
+            else (self.query_tokens, self.qformer_proj[0].in_features),
+        }
+        for name, shape in expected.items():
+            value = getattr(features, name)
+            got = None if value is None else tuple(value.shape[1:])
+            if got != shape:
+                raise ValueError(
+                    f"{name} features: expected (n_views, *{shape}) for encoder "
+                    f"{self.config.name!r}, got {None if value is None else tuple(value.shape)}"
+                )
 
     def _check_views(self, pixel_values: torch.Tensor) -> None:
         side = self.image_size

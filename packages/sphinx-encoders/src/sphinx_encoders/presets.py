@@ -2,55 +2,81 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ._house import Registry, UnknownNameError, dtype_name
 from .config import (
     ClipViTConfig,
-    ConfigError,
     ConvNeXtConfig,
     DinoV2Config,
     EncoderConfig,
     QFormerConfig,
 )
-from .loading import load_weights
+from .loading import (
+    assign_encoder_weights,
+    check_backbone_names,
+    check_encoder_weights,
+    load_weights,
+    read_encoder_weights,
+    weights_identity,
+)
 from .mixed import MixedVisualEncoder
+from .weights import WeightsError
 
-_REGISTRY: dict[str, Callable[[], EncoderConfig]] = {}
+__all__ = [
+    "UnknownNameError",
+    "create_encoder",
+    "get_encoder_config",
+    "list_encoders",
+    "register_encoder",
+]
 
-_DTYPES = {
-    "fp32": torch.float32,
-    "float32": torch.float32,
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-}
-
-
-def register_encoder(name: str, factory: Callable[[], EncoderConfig]) -> None:
-    """Add a preset: `factory()` returns a fresh `EncoderConfig`."""
-    _REGISTRY[name] = factory
+_PRESETS: Registry[EncoderConfig | Callable[[], EncoderConfig]] = Registry("encoder preset")
 
 
-def list_encoders() -> list[str]:
-    return sorted(_REGISTRY)
+def register_encoder(
+    name: str,
+    config: EncoderConfig | Callable[[], EncoderConfig],
+    overwrite: bool = False,
+) -> None:
+    """Add a preset: an `EncoderConfig` (copied on each use) or a factory returning one.
+
+    An existing name is refused unless `overwrite=True`.
+    """
+    if not isinstance(config, EncoderConfig) and not callable(config):
+        raise TypeError(f"preset {name!r}: expected an EncoderConfig or a factory of one")
+    _PRESETS.register(name, config, overwrite=overwrite)
+
+
+def list_encoders(pattern: str | None = None) -> list[str]:
+    """Preset names, sorted; `pattern` is a glob filter such as `"sphinx*"`."""
+    return _PRESETS.names(pattern)
 
 
 def get_encoder_config(name: str | Path | EncoderConfig | Mapping[str, Any]) -> EncoderConfig:
-    """A preset name, a YAML/JSON config file, a config dict or an `EncoderConfig`."""
+    """A preset name, a YAML/JSON config file, a config dict or an `EncoderConfig`.
+
+    An unknown preset name raises `UnknownNameError`, listing the known ones.
+    """
     if isinstance(name, EncoderConfig):
         return name
     if isinstance(name, Mapping):
         return EncoderConfig.from_dict(dict(name))
-    if isinstance(name, str) and name in _REGISTRY:
-        return _REGISTRY[name]()
-    if Path(name).suffix in (".yaml", ".yml", ".json"):
+    if isinstance(name, Path) or (
+        isinstance(name, str) and name not in _PRESETS and Path(name).suffix in _CONFIG_SUFFIXES
+    ):
         return EncoderConfig.load(name)
-    raise ConfigError(f"unknown encoder {str(name)!r}; presets: {', '.join(list_encoders())}")
+    entry = _PRESETS.get(name)
+    return copy.deepcopy(entry) if isinstance(entry, EncoderConfig) else entry()
+
+
+_CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def create_encoder(
@@ -68,36 +94,73 @@ def create_encoder(
 
     `weights`: a reference SPHINX checkpoint folder or shard, a file with this package's
     own keys, or `{backbone name: path}` in each library's own format (see README).
-    `device="meta"` builds the architecture without memory, e.g. to check shapes.
+    `dtype`: float32|fp32, bfloat16|bf16, float16|fp16|half. `device="meta"` builds the
+    architecture without memory, e.g. to check shapes. The weights paths and the device
+    are checked before anything is built, and a whole-encoder file's keys and shapes
+    before any memory is allocated.
     """
     config = get_encoder_config(name)
-    if isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-        dtype = _DTYPES[dtype]
-    target = torch.device(device if device is not None else "cpu")
+    torch_dtype = None if dtype is None else getattr(torch, dtype_name(dtype))
+    target = _checked_device(device)
+    _check_weights_paths(config, weights)
     # A strict load of a whole-encoder file overwrites every tensor, so the (slow, for the
-    # real sizes) random init is skipped: build on meta, then allocate uninitialised memory.
-    skip_init = (
-        weights is not None
-        and strict
-        and not isinstance(weights, Mapping)
-        and target.type != "meta"
-    )
+    # real sizes) random init is skipped: build on meta, check, then allocate and fill.
+    whole_file = weights is not None and not isinstance(weights, Mapping)
+    skip_init = whole_file and strict and target.type != "meta"
     with torch.device("meta" if skip_init else target):
         encoder = MixedVisualEncoder(config, llm_dim)
-    if dtype is not None:
-        encoder.to(dtype)
+    if torch_dtype is not None:
+        encoder.to(torch_dtype)
     if skip_init:
+        read = read_encoder_weights(encoder, weights)
+        check_encoder_weights(encoder, *read)
         # Sound because every tensor is in the state dict (no non-persistent buffers).
         encoder.to_empty(device=target)
-    if weights is not None:
+        assign_encoder_weights(encoder, *read, strict=strict)
+        encoder.weights_identity = weights_identity(weights)
+    elif weights is not None:
         load_weights(encoder, weights, strict=strict)
     if channels_last:
         encoder.convnext_channels_last()
     if compile:
         encoder.compile_backbones()
     return encoder
+
+
+def _checked_device(device: torch.device | str | None) -> torch.device:
+    """The target device, refused early when this machine does not have it."""
+    try:
+        target = torch.device(device if device is not None else "cpu")
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r}: not a torch device ({err})") from None
+    if target.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine")
+        if target.index is not None and target.index >= count:
+            raise ValueError(f"device {str(device)!r}: this machine has {count} CUDA device(s)")
+    elif target.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {str(device)!r}: MPS is not available on this machine")
+    return target
+
+
+def _check_weights_paths(
+    config: EncoderConfig, weights: str | Path | Mapping[str, str | Path] | None
+) -> None:
+    """Missing paths and unknown backbone names, before a (possibly huge) build."""
+    if weights is None:
+        return
+    if isinstance(weights, Mapping):
+        names = [c.name for c in config.patch_encoders]
+        if config.query_encoder is not None:
+            names.append(config.query_encoder.name)
+        check_backbone_names(dict.fromkeys(names), weights)
+        paths = list(weights.values())
+    else:
+        paths = [weights]
+    for path in paths:
+        if not Path(path).exists():
+            raise WeightsError(f"{path}: no such file or folder")
 
 
 # --- presets ---------------------------------------------------------------------------
@@ -142,8 +205,41 @@ def _sphinx_tiny() -> EncoderConfig:
     )
 
 
+def _sphinx_light() -> EncoderConfig:
+    """SPHINX-Tiny's encoder (llama_ens_light): ConvNeXt at its native 512, DINOv2 at 224."""
+    return EncoderConfig(
+        name="sphinx-light",
+        image_size=512,
+        patch_encoders=[
+            ConvNeXtConfig(input_size=512, output_grid=16),
+            _light_dinov2(DinoV2Config()),
+        ],
+    )
+
+
+def _sphinx_light_tiny() -> EncoderConfig:
+    return EncoderConfig(
+        name="sphinx-light-tiny",
+        image_size=512,
+        patch_encoders=[
+            ConvNeXtConfig(depths=(1, 1, 1, 1), dims=(16, 24, 32, 48), input_size=512),
+            _light_dinov2(_tiny_dinov2()),
+        ],
+    )
+
+
+def _light_dinov2(config: DinoV2Config) -> DinoV2Config:
+    # The reference resizes the 512 view to 224 bicubically in float16, and re-normalises
+    # with one scale and one shift.
+    return dataclasses.replace(
+        config, resize="bicubic", resize_dtype="float16", renormalize="affine"
+    )
+
+
 register_encoder("sphinx", _sphinx)
 register_encoder("sphinx-tiny", _sphinx_tiny)
+register_encoder("sphinx-light", _sphinx_light)
+register_encoder("sphinx-light-tiny", _sphinx_light_tiny)
 for _name, _real, _tiny in (
     ("clip-vit", ClipViTConfig, _tiny_clip),
     ("clip-convnext", ConvNeXtConfig, _tiny_convnext),

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import pickle
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
-_CONTAINER_KEYS = ("state_dict", "model", "module")
+from ._house import confined_path, unwrap_state_dict
 
 
 class WeightsError(ValueError):
@@ -19,8 +21,9 @@ class WeightsError(ValueError):
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a `.safetensors` / `.pth` / `.bin` file or a Hugging Face folder.
 
-    `torch.load` runs with `weights_only=True` and `mmap=True`, so a large shard is not read
-    into memory as a whole. Containers such as `{"state_dict": ...}` are unwrapped.
+    `torch.load` runs with `weights_only=True`, memory-mapped when the file is a zip whose
+    members are all stored uncompressed (a mapped deflated member would be read as its
+    compressed bytes). Containers such as `{"state_dict": ...}` are unwrapped.
     """
     path = Path(path)
     if path.is_dir():
@@ -28,25 +31,49 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise WeightsError(f"{path}: no such file or folder")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
+        return _read_safetensors(path)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=_mappable(path))
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" in str(err):
+            raise WeightsError(
+                f"{path}: holds non-tensor objects, which a safe load (weights_only) refuses; "
+                "save a plain state dict or a .safetensors file instead"
+            ) from None
+        raise WeightsError(
+            f"{path}: not a readable torch weights file (corrupt, or not a torch checkpoint)"
+        ) from None
     except Exception as err:
-        raise WeightsError(f"{path}: not a readable torch weights file ({err})") from err
-    while isinstance(data, Mapping) and not _is_flat(data):
-        inner = next((data[k] for k in _CONTAINER_KEYS if isinstance(data.get(k), Mapping)), None)
-        if inner is None:
-            raise WeightsError(f"{path}: holds no state dict (top-level keys {sorted(data)[:8]})")
-        data = inner
-    if not isinstance(data, Mapping):
-        raise WeightsError(f"{path}: expected a state dict, got {type(data).__name__}")
-    return {_strip_ddp(k): v for k, v in data.items()}
+        raise WeightsError(f"{path}: not a readable torch weights file ({_first(err)})") from None
+    try:
+        state = unwrap_state_dict(data, path)
+    except ValueError as err:
+        raise WeightsError(str(err)) from None
+    return {_strip_ddp(k): v for k, v in state.items()}
 
 
-def _is_flat(data: Mapping) -> bool:
-    return bool(data) and all(isinstance(v, torch.Tensor) for v in data.values())
+def _mappable(path: Path) -> bool:
+    """True for a torch zip file whose members are all stored (not compressed)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return all(m.compress_type == zipfile.ZIP_STORED for m in archive.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return False  # the legacy (pre-1.6) format cannot be mapped
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise WeightsError(f"{path}: not a valid .safetensors file ({_first(err)})") from None
+
+
+def _first(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def _strip_ddp(key: str) -> str:
@@ -56,9 +83,7 @@ def _strip_ddp(key: str) -> str:
 def _read_hf_folder(folder: Path) -> dict[str, torch.Tensor]:
     index_files = sorted(folder.glob("*.safetensors.index.json"))
     if index_files:
-        index = json.loads(index_files[0].read_text())
-        shards = sorted(set(index["weight_map"].values()))
-        files = [folder / s for s in shards]
+        files = _indexed_shards(index_files[0])
     else:
         files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
     if not files:
@@ -67,6 +92,24 @@ def _read_hf_folder(folder: Path) -> dict[str, torch.Tensor]:
     for file in files:
         state.update(read_state_dict(file))
     return state
+
+
+def _indexed_shards(index_file: Path) -> list[Path]:
+    """The shard files an HF index names, confined to its folder."""
+    try:
+        index = json.loads(index_file.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise WeightsError(f"{index_file}: not a valid JSON index ({_first(err)})") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise WeightsError(f"{index_file}: no 'weight_map' mapping of tensor names to shards")
+    try:
+        return [
+            confined_path(index_file.parent, name, what=f"{index_file}: shard")
+            for name in sorted({str(v) for v in weight_map.values()})
+        ]
+    except ValueError as err:
+        raise WeightsError(str(err)) from None
 
 
 def assign_weights(

@@ -46,10 +46,13 @@ class ConvNeXtBackbone(FrozenBackbone):
 
     def forward(self, views: torch.Tensor) -> torch.Tensor:
         x = views.to(self.dtype)
-        if self.config.round_input_to_fp16:
-            x = x.half().to(self.dtype)
+        if self.config.resize_dtype is not None:
+            # Nearest resizing copies pixels, so rounding first and resizing in the weights'
+            # dtype gives the values of a resize computed in `resize_dtype`.
+            x = x.to(getattr(torch, self.config.resize_dtype)).to(self.dtype)
         side = self.config.input_size
-        x = F.interpolate(x, size=(side, side), mode="nearest")
+        if x.shape[-2:] != (side, side):
+            x = F.interpolate(x, size=(side, side), mode="nearest")
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         fmap = self.trunk.head.norm(self.trunk.forward_features(x))

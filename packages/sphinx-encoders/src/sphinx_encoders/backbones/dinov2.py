@@ -108,17 +108,40 @@ class DinoV2Backbone(FrozenBackbone):
         self.reference_prefix = config.reference_prefix
         self.freeze()
 
-    @staticmethod
-    def renormalize(views: torch.Tensor) -> torch.Tensor:
-        """CLIP-normalised pixels -> ImageNet-normalised pixels, in the views' dtype."""
+    def renormalize(self, views: torch.Tensor) -> torch.Tensor:
+        """CLIP-normalised pixels -> ImageNet-normalised pixels, in the views' dtype.
+
+        The statistics are float32 tensors cast to the views' dtype, as the reference does.
+        """
 
         def stat(values):
-            return torch.tensor(values, device=views.device, dtype=views.dtype).view(3, 1, 1)
+            return torch.tensor(values, device=views.device).to(views.dtype).view(3, 1, 1)
 
-        return (views * stat(CLIP_STD) + stat(CLIP_MEAN) - stat(IMAGENET_MEAN)) / stat(IMAGENET_STD)
+        clip_mean, clip_std = stat(CLIP_MEAN), stat(CLIP_STD)
+        mean, std = stat(IMAGENET_MEAN), stat(IMAGENET_STD)
+        if self.config.renormalize == "affine":
+            return views * (clip_std / std) + (clip_mean - mean) / std
+        return (views * clip_std + clip_mean - mean) / std
+
+    def resize(self, views: torch.Tensor) -> torch.Tensor:
+        """Views of another side -> `image_size`, by `config.resize` in `config.resize_dtype`."""
+        side, mode = self.config.image_size, self.config.resize
+        if mode is None or views.shape[-2:] == (side, side):
+            return views  # without a resize rule, views of any side go in as they are
+        resize_dtype = self.config.resize_dtype
+        compute = getattr(torch, resize_dtype) if resize_dtype else self.dtype
+        smooth = mode in ("bicubic", "bilinear")
+        resized = F.interpolate(
+            views.to(compute),
+            size=(side, side),
+            mode=mode,
+            align_corners=False if smooth else None,
+            antialias=False,
+        )
+        return resized.to(self.dtype)
 
     def forward(self, views: torch.Tensor) -> torch.Tensor:
-        return self.vit.forward_features(self.renormalize(views.to(self.dtype)))
+        return self.vit.forward_features(self.renormalize(self.resize(views.to(self.dtype))))
 
     def to_reference_keys(self, state):
         return {_rename(k.removeprefix("vit."), _TIMM_TO_ORIGINAL): v for k, v in state.items()}
