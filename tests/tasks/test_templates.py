@@ -1,8 +1,15 @@
+import dataclasses
 import json
 
 import pytest
 
-from sphinx_tasks import Template, get_template, list_templates, register_template
+from sphinx_tasks import (
+    Template,
+    UnknownNameError,
+    get_template,
+    list_templates,
+    register_template,
+)
 
 SYSTEM = (
     "A chat between a curious human and an artificial intelligence assistant. "
@@ -27,7 +34,52 @@ def test_sphinx_matches_reference_layout():
         + " Assistant: On a mat.\n###"
     )
     assert rendered.text == expected
-    assert rendered.supervised_text() == ["A cat.\n###", "On a mat.\n###"]
+    # the reference supervises the tokens of encode(message + "\n###"), whose first piece
+    # carries the space that ends " Assistant: ": the span starts at that space
+    assert rendered.supervised_text() == [" A cat.\n###", " On a mat.\n###"]
+
+
+def test_sphinx_prompt_keeps_the_question_as_given():
+    # the reference's inference builds " " + role + ": " + message + "\n###" from the raw text
+    question = "<image>\n  What is this? "
+    rendered = get_template("sphinx").render(
+        [{"role": "user", "content": question}], add_generation_prompt=True
+    )
+    assert rendered.text == SYSTEM + "\n\n###" + " Human: " + question + "\n###" + " Assistant:"
+    history = get_template("sphinx").render(
+        [
+            {"role": "user", "content": " <image> Hi "},
+            {"role": "assistant", "content": " Yo "},
+            {"role": "user", "content": "More? "},
+            {"role": "assistant", "content": None},
+        ]
+    )
+    assert history.text.endswith(
+        "### Human:  <image> Hi \n### Assistant:  Yo \n### Human: More? \n### Assistant:"
+    )
+
+
+def test_sphinx_training_render_strips_every_message():
+    # reference trainer: value.replace("<image>", "").strip() for every message
+    rendered = get_template("sphinx").render(
+        [
+            {"from": "human", "value": "  What <image>is it?\n"},
+            {"from": "gpt", "value": "\t42 \n"},
+        ]
+    )
+    assert rendered.text == SYSTEM + "\n\n### Human: What is it?\n### Assistant: 42\n###"
+    assert rendered.supervised_text() == [" 42\n###"]
+
+
+def test_overlap_rules_keep_the_project_behaviour():
+    overlap = dataclasses.replace(get_template("sphinx"), label_rules="overlap")
+    rendered = overlap.render(
+        [{"role": "user", "content": " a "}, {"role": "assistant", "content": "b"}]
+    )
+    assert rendered.text.endswith("### Human:  a \n### Assistant: b\n###")
+    assert rendered.supervised_text() == ["b\n###"]
+    with pytest.raises(ValueError, match="label_rules='nope'"):
+        dataclasses.replace(overlap, label_rules="nope")
 
 
 def test_sphinx_generation_prompt_and_stop_string():
@@ -48,6 +100,10 @@ def test_open_assistant_turn_given_as_none():
 def test_image_marker_removed_and_stripped_like_reference():
     rendered = get_template("sphinx").render([{"role": "user", "content": "  Look <image>\n"}])
     assert " Human: Look\n###" in rendered.text
+    llava = get_template("llava_v1").render(
+        [{"role": "user", "content": "<image>\nQ?"}], add_generation_prompt=True
+    )
+    assert llava.text == SYSTEM + " USER: Q? ASSISTANT:"
 
 
 def test_system_message_overrides_default():
@@ -79,7 +135,7 @@ def test_register_custom_template_from_json():
         ' "assistant_prefix": "<a>", "assistant_end": "</a>", "generation_prompt": "<a>",'
         ' "stop_strings": ["</a>"]}'
     )
-    register_template(Template.from_dict(data))
+    register_template("test-chatml-like", Template.from_dict(data))
     assert "test-chatml-like" in list_templates()
     rendered = get_template("test-chatml-like").render(
         [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
@@ -104,6 +160,20 @@ def test_bad_messages_are_named(messages, match):
         get_template("sphinx").render(messages)
 
 
-def test_unknown_template():
-    with pytest.raises(KeyError, match="unknown template 'nope'"):
+def test_unknown_template_lists_the_known_ones():
+    with pytest.raises(UnknownNameError, match="unknown template 'nope'; known: .*llava_v1"):
         get_template("nope")
+    with pytest.raises(KeyError):  # still a KeyError (and a ValueError) for older callers
+        get_template("nope")
+
+
+def test_registry_idiom():
+    assert list_templates("llava*") == ["llava_v1"]
+    assert {"sphinx", "plain", "llava_v1"} <= set(list_templates())
+    copy = register_template("test-sphinx-copy", get_template("sphinx"))
+    assert copy.name == "test-sphinx-copy" and get_template("test-sphinx-copy") is copy
+    with pytest.raises(ValueError, match="already registered"):
+        register_template("test-sphinx-copy", get_template("plain"))
+    replaced = register_template("test-sphinx-copy", get_template("plain"), overwrite=True)
+    assert get_template("test-sphinx-copy") is replaced
+    assert replaced.assistant_end == "\n"

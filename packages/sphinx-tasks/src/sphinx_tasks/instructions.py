@@ -1,10 +1,18 @@
-"""Task instructions with the reference wording (SPHINX paper, Table 1) and answer builders."""
+"""Task instructions with the reference wording (SPHINX paper, Table 1) and answer builders.
+
+The benchmark prompts of the reference evaluation
+(``accessory/eval_mm/annotations/annotation_config.json``) are registered under the reference's
+dataset names: ``get_instruction("vizwiz_val").format(question)`` gives the exact question text,
+and ``answer_prefix`` is what the reference appends after the open ``" Assistant:"`` turn.
+"""
 
 from __future__ import annotations
 
 import string
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
+from ._house import Registry
 from .geometry import Box, Keypoints
 from .textformat import Detection, format_box, format_boxes, format_detections, format_keypoints
 
@@ -97,6 +105,8 @@ def textvqa_instruction(question: str, ocr_tokens: Iterable[str]) -> str:
 
 
 def vizwiz_instruction(question: str) -> str:
+    """The training converters' form (a newline before the hint); the reference evaluation puts
+    a space there instead: ``get_instruction("vizwiz_val")``."""
     return f"{question}\n{UNANSWERABLE_HINT}\n{SHORT_ANSWER}"
 
 
@@ -127,3 +137,88 @@ def keypoints_answer(keypoints: Keypoints) -> str:
 
 def classification_answer(class_name: str) -> str:
     return f"This is a {class_name}"
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """A benchmark prompt: ``text`` with one ``{}`` for the question, and the text the reference
+    puts at the start of the answer (after the generation prompt)."""
+
+    text: str
+    answer_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        if self.text.count("{}") != 1:
+            raise ValueError(f"instruction {self.text!r}: expected exactly one '{{}}'")
+
+    def format(self, question: str) -> str:
+        return self.text.replace("{}", question, 1)
+
+
+_INSTRUCTIONS: Registry[Instruction] = Registry("instruction")
+
+
+def register_instruction(
+    name: str, instruction: Instruction, overwrite: bool = False
+) -> Instruction:
+    """Make a benchmark prompt available to :func:`get_instruction` under ``name``."""
+    if not isinstance(instruction, Instruction):
+        raise TypeError(f"instruction {name!r}: expected an Instruction")
+    return _INSTRUCTIONS.register(name, instruction, overwrite=overwrite)
+
+
+def get_instruction(name: str) -> Instruction:
+    """The prompt registered under ``name``; an unknown name lists the known ones."""
+    return _INSTRUCTIONS.get(name)
+
+
+def list_instructions(pattern: str | None = None) -> list[str]:
+    """Registered prompt names, optionally filtered by a glob such as ``"refcoco*"``."""
+    return _INSTRUCTIONS.names(pattern)
+
+
+# ScienceQA's questions in the reference annotations already hold the context, the lettered
+# choices and the suffix 'Answer with the option"s letter ...' (with that quote), so its
+# prompt is the question alone.
+_SHORT = Instruction("{}\n" + SHORT_ANSWER)
+_PLAIN = Instruction("{}")
+_REFERENCE_PROMPTS = {
+    **dict.fromkeys(
+        (
+            "mme",
+            "okvqa_val",
+            "gqa_testdev",
+            "vqav2_val",
+            "textvqa_val",
+            "docvqa_val",
+            "chartqa_test_human",
+            "chartqa_test_augmented",
+            "ocrvqa_val",
+            "ai2diagram",
+            "InfographicsVQA",
+            "TabFact",
+            "WikiTableQuestions",
+        ),
+        _SHORT,
+    ),
+    **dict.fromkeys(("vsr_val", "Qbench_dev", "DeepForm", "KleisterCharity", "VisualMRC"), _PLAIN),
+    "vizwiz_val": Instruction(f"{{}} {UNANSWERABLE_HINT}\n{SHORT_ANSWER}"),
+    "scienceqa_test": Instruction("{}", answer_prefix=" The answer is"),
+    **dict.fromkeys(
+        (
+            "refcoco_testA",
+            "refcoco_testB",
+            "refcoco_val",
+            "refcoco+_testA",
+            "refcoco+_testB",
+            "refcoco+_val",
+            "refcocog_test",
+            "refcocog_val",
+        ),
+        Instruction(
+            "Please provide the bounding box coordinate of the region this sentence describes: {}."
+        ),
+    ),
+}
+for _name, _instruction in _REFERENCE_PROMPTS.items():
+    register_instruction(_name, _instruction)

@@ -1,7 +1,9 @@
 """Parsers for boxes, detections and keypoints in model text.
 
 They never raise on text: whatever can be recovered is returned together with a list of
-problems (human-readable strings) describing what was repaired or skipped.
+problems (human-readable strings) describing what was repaired or skipped. Every scan is
+linear in the length of the text: numbers are matched with ASCII-only patterns (so ``float``
+never sees a character it refuses) and tags are paired in one pass, never with a lazy ``.*?``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,33 @@ from .geometry import COCO_KEYPOINT_NAMES, Box, Keypoints, Point
 from .textformat import Detection
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_GROUP = re.compile(rf"\[\s*({_NUMBER}(?:\s*[,;]\s*{_NUMBER})*)\s*(\]|\Z)")
-_NAME = re.compile(r"<p>(.*?)</p>", re.DOTALL)
+_GROUP = re.compile(rf"\[\s*({_NUMBER}(?:\s*[,;]\s*{_NUMBER})*)\s*(\]|\Z)", re.ASCII)
 _FIRST_BRACKET = re.compile(r"\[([^\[\]]*)\]")
+ASCII_SPACE = " \t\n\r\f\v"
+
+
+@dataclass(frozen=True)
+class TagSpan:
+    """``text[start:end]`` is ``<open>content</close>``; the content is ``text[inner_start:inner_end]``."""
+
+    start: int
+    inner_start: int
+    inner_end: int
+    end: int
+
+
+def tag_spans(text: str, open_tag: str, close_tag: str) -> list[TagSpan]:
+    """Each opening tag closed by the very next tag, in one pass; unclosed openings are skipped."""
+    tags = re.compile(f"({re.escape(open_tag)})|{re.escape(close_tag)}")
+    spans = []
+    pending = None
+    for match in tags.finditer(text):
+        if match.group(1) is not None:
+            pending = match
+        elif pending is not None:
+            spans.append(TagSpan(pending.start(), pending.end(), match.start(), match.end()))
+            pending = None
+    return spans
 
 
 @dataclass
@@ -38,10 +64,13 @@ class KeypointParseResult:
 
 
 @dataclass
-class _Group:
+class Group:
+    """One ``[...]`` of numbers at ``text[start:end]``, its entries already on the [0, 1] scale."""
+
     start: int
     end: int
     entries: list[tuple[float, ...]]
+    problems: list[str] = field(default_factory=list)
 
 
 def _check_scale(scale: float) -> None:
@@ -51,6 +80,8 @@ def _check_scale(scale: float) -> None:
 
 def _normalize(values: list[float], scale: float, tolerance: float, problems: list[str]):
     """Divide by the scale and clip small excursions; None when a value is out of range."""
+    if all(0.0 <= value <= scale for value in values):  # the common case, checked quickly
+        return tuple(value / scale for value in values)
     result = []
     for value in values:
         if not math.isfinite(value):
@@ -68,26 +99,28 @@ def _normalize(values: list[float], scale: float, tolerance: float, problems: li
     return tuple(result)
 
 
-def _scan(text: object, scale: float, tolerance: float, problems: list[str]) -> list[_Group]:
+def scan_groups(text: object, scale: float, tolerance: float, problems: list[str]) -> list[Group]:
     _check_scale(scale)
     if not isinstance(text, str):
         problems.append(f"expected text, got {type(text).__name__}")
         return []
     groups = []
     for match in _GROUP.finditer(text):
+        found: list[str] = []
         if match.group(2) != "]":
-            problems.append("closing ']' missing at the end of the text")
+            found.append("closing ']' missing at the end of the text")
         entries = []
         for raw_entry in match.group(1).split(";"):
-            numbers = [float(part) for part in raw_entry.split(",")]
-            normalized = _normalize(numbers, scale, tolerance, problems)
+            numbers = [float(part.strip(ASCII_SPACE)) for part in raw_entry.split(",")]
+            normalized = _normalize(numbers, scale, tolerance, found)
             if normalized is not None:
                 entries.append(normalized)
-        groups.append(_Group(match.start(), match.end(), entries))
+        groups.append(Group(match.start(), match.end(), entries, found))
+        problems.extend(found)
     return groups
 
 
-def _boxes_from_entries(entries: list[tuple[float, ...]], problems: list[str]) -> list[Box]:
+def boxes_from_entries(entries: list[tuple[float, ...]], problems: list[str]) -> list[Box]:
     boxes = []
     for entry in entries:
         if len(entry) % 4 == 0 and len(entry) > 4:
@@ -112,17 +145,19 @@ def parse_boxes(text: str, scale: float = 1.0, tolerance: float = 0.05) -> Parse
     """
     problems: list[str] = []
     boxes = []
-    for group in _scan(text, scale, tolerance, problems):
-        boxes.extend(_boxes_from_entries(group.entries, problems))
+    for group in scan_groups(text, scale, tolerance, problems):
+        boxes.extend(boxes_from_entries(group.entries, problems))
     return ParseResult(boxes, problems)
 
 
 def _named_groups(text: object, scale: float, tolerance: float, problems: list[str]):
     """(name, entries) per ``<p>name</p>``; groups before any name get the name ''."""
-    groups = _scan(text, scale, tolerance, problems)
+    groups = scan_groups(text, scale, tolerance, problems)
     if not isinstance(text, str):
         return []
-    names = [(m.end(), m.group(1).strip()) for m in _NAME.finditer(text)]
+    names = [
+        (t.end, text[t.inner_start : t.inner_end].strip()) for t in tag_spans(text, "<p>", "</p>")
+    ]
     named: list[tuple[str, list[tuple[float, ...]]]] = [(name, []) for _, name in names]
     unnamed: list[tuple[float, ...]] = []
     name_index = -1
@@ -149,7 +184,7 @@ def parse_detections(
     problems: list[str] = []
     detections = []
     for name, entries in _named_groups(text, scale, tolerance, problems):
-        boxes = _boxes_from_entries(entries, problems)
+        boxes = boxes_from_entries(entries, problems)
         if boxes:
             detections.append(Detection(name, boxes))
     return DetectionParseResult(detections, problems)
@@ -190,7 +225,7 @@ def parse_box_reference(text: str) -> Box:
     parts = match.group(1).split(",")
     if len(parts) != 4:
         return zero
-    try:
+    try:  # Python's float(), as the reference: it also reads "inf", "1_0" and other digits
         return Box(*(float(part) for part in parts))
     except ValueError:
         return zero

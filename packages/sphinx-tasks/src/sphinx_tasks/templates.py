@@ -2,6 +2,19 @@
 
 Spans are in characters, not tokens, so a trainer can mask labels with whatever tokenizer it
 uses (see :func:`sphinx_tasks.token_labels`).
+
+Two label rules exist (``Template.label_rules``):
+
+- ``"reference"`` (the ``sphinx`` template): what the reference code does. A training render
+  (no generation prompt) ``strip()``s every message and deletes every literal ``<image>``; each
+  supervised span starts at the space that ends ``" Assistant: "``, so the lone ``"▁"`` piece
+  sentencepiece emits before an answer starting with a digit is supervised, as the reference's
+  segment matching does. A prompt render (``add_generation_prompt=True`` or an open assistant
+  turn) keeps every message exactly as given, ``<image>`` included, as the reference's
+  inference does.
+- ``"overlap"`` (the other templates): ``<image>`` is removed (and that message stripped) when
+  ``remove_image_marker`` is set, in prompts and training renders alike; spans cover exactly
+  ``content + assistant_end``.
 """
 
 from __future__ import annotations
@@ -9,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from ._house import Registry
 
 IMAGE_MARKER = "<image>"
 
@@ -68,10 +83,18 @@ def normalize_messages(messages: Iterable[Mapping]) -> list[Message]:
 
 
 def strip_image_marker(text: str) -> str:
-    """Remove ``<image>`` markers the way the reference trainer does (replace, then strip)."""
+    """Remove ``<image>`` markers and strip, only where the text holds a marker."""
     if IMAGE_MARKER in text:
         return text.replace(IMAGE_MARKER, "").strip()
     return text
+
+
+def reference_clean(text: str) -> str:
+    """The reference trainer's rule for every message: delete ``<image>``, then strip."""
+    return text.replace(IMAGE_MARKER, "").strip()
+
+
+LABEL_RULES = ("overlap", "reference")
 
 
 @dataclass(frozen=True)
@@ -80,7 +103,8 @@ class Template:
 
     The rendered text is ``system + system_end`` followed, per message, by
     ``<role>_prefix + content + <role>_end``; an open assistant turn renders as
-    ``generation_prompt``. Supervised spans cover ``content + assistant_end`` of assistant turns.
+    ``generation_prompt``. Supervised spans cover ``content + assistant_end`` of assistant turns
+    (under ``label_rules="reference"`` also the space before the content; see the module doc).
     """
 
     name: str
@@ -94,6 +118,14 @@ class Template:
     stop_strings: tuple[str, ...] = ()
     drop_empty_messages: bool = False
     remove_image_marker: bool = True
+    label_rules: str = "overlap"
+
+    def __post_init__(self) -> None:
+        if self.label_rules not in LABEL_RULES:
+            raise ValueError(
+                f"template {self.name!r}: label_rules={self.label_rules!r}; expected one of"
+                f" {list(LABEL_RULES)}"
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Template:
@@ -112,15 +144,17 @@ class Template:
         return data
 
     def render(self, messages: Iterable[Mapping], add_generation_prompt: bool = False) -> Rendered:
-        """Render messages; an assistant message with ``None`` content (last only) opens a turn."""
+        """Render messages; an assistant message with ``None`` content (last only) opens a turn.
+
+        The render is a prompt when it ends with the generation prompt, else a training text;
+        under ``label_rules="reference"`` only a training text has its messages cleaned.
+        """
         turns = normalize_messages(messages)
         system = self.system
         if turns and turns[0].role == "system":
             system = turns[0].content or ""
             turns = turns[1:]
-        parts = [system + self.system_end] if (system or self.system_end) else []
-        length = len(parts[0]) if parts else 0
-        spans: list[tuple[int, int]] = []
+        closed = []
         open_turn = False
         for index, turn in enumerate(turns):
             if turn.role == "system":
@@ -132,7 +166,15 @@ class Template:
                     )
                 open_turn = True
                 break
-            content = strip_image_marker(turn.content) if self.remove_image_marker else turn.content
+            closed.append(turn)
+        is_prompt = open_turn or (
+            add_generation_prompt and (not closed or closed[-1].role != "assistant")
+        )
+        parts = [system + self.system_end] if (system or self.system_end) else []
+        length = len(parts[0]) if parts else 0
+        spans: list[tuple[int, int]] = []
+        for turn in closed:
+            content = self._clean(turn.content, is_prompt)
             if self.drop_empty_messages and not content:
                 continue
             is_assistant = turn.role == "assistant"
@@ -143,13 +185,16 @@ class Template:
             parts.append(piece)
             length += len(piece)
             if is_assistant:
-                spans.append((start, length))
-        wants_prompt = open_turn or (
-            add_generation_prompt and (not turns or turns[-1].role != "assistant")
-        )
-        if wants_prompt:
+                reach_back = self.label_rules == "reference" and prefix.endswith(" ")
+                spans.append((start - 1 if reach_back else start, length))
+        if is_prompt:
             parts.append(self.generation_prompt)
         return Rendered("".join(parts), spans)
+
+    def _clean(self, content: str, is_prompt: bool) -> str:
+        if self.label_rules == "reference":
+            return content if is_prompt else reference_clean(content)
+        return strip_image_marker(content) if self.remove_image_marker else content
 
 
 _SPHINX_SYSTEM = (
@@ -157,28 +202,36 @@ _SPHINX_SYSTEM = (
     "The assistant gives helpful, detailed, and polite answers to the human's questions."
 )
 
-_REGISTRY: dict[str, Template] = {}
+_TEMPLATES: Registry[Template] = Registry("template")
 
 
-def register_template(template: Template, *, overwrite: bool = False) -> Template:
-    """Make a template available to :func:`get_template` under its name."""
-    if template.name in _REGISTRY and not overwrite:
-        raise ValueError(f"template {template.name!r} is already registered (pass overwrite=True)")
-    _REGISTRY[template.name] = template
-    return template
+def register_template(
+    name: str | Template, template: Template | None = None, overwrite: bool = False
+) -> Template:
+    """Make a template available to :func:`get_template`.
+
+    ``register_template("mine", t)`` registers ``t`` under "mine" (its ``name`` set to match);
+    ``register_template(t)`` uses ``t.name``. An existing name is refused unless ``overwrite``.
+    """
+    if isinstance(name, Template):
+        name, template = name.name, name
+    if not isinstance(template, Template):
+        raise TypeError(f"template {name!r}: expected a Template, got {type(template).__name__}")
+    if template.name != name:
+        template = dataclasses.replace(template, name=name)
+    return _TEMPLATES.register(name, template, overwrite=overwrite)
 
 
 def get_template(name: str | Template) -> Template:
+    """The template registered under ``name`` (a Template is returned as is)."""
     if isinstance(name, Template):
         return name
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown template {name!r}; known: {list_templates()}") from None
+    return _TEMPLATES.get(name)
 
 
-def list_templates() -> list[str]:
-    return sorted(_REGISTRY)
+def list_templates(pattern: str | None = None) -> list[str]:
+    """Registered template names, optionally filtered by a glob such as ``"llava*"``."""
+    return _TEMPLATES.names(pattern)
 
 
 register_template(
@@ -192,6 +245,7 @@ register_template(
         assistant_end="\n###",
         generation_prompt=" Assistant:",
         stop_strings=("###",),
+        label_rules="reference",
     )
 )
 register_template(
