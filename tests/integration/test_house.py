@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = ["sphinx_tiling", "sphinx_tasks", "sphinx_mix", "sphinx_encoders", "sphinx_train"]
+MODULES = ["sphinx_tiling", "sphinx_tasks", "sphinx_mix", "sphinx_encoders", "sphinx_train", "sphinx_apps"]
 COPIES = sorted(ROOT.glob("packages/*/src/*/_house.py"))
 
 
