@@ -161,7 +161,7 @@ def test_bad_messages_are_named(messages, match):
 
 
 def test_unknown_template_lists_the_known_ones():
-    with pytest.raises(UnknownNameError, match="unknown template 'nope'; known: .*llava_v1"):
+    with pytest.raises(UnknownNameError, match=r"unknown template 'nope'; known: .*llava_v1"):
         get_template("nope")
     with pytest.raises(KeyError):  # still a KeyError (and a ValueError) for older callers
         get_template("nope")
