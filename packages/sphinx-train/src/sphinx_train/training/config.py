@@ -163,7 +163,7 @@ def _convert(kind: Any, value: Any, key: str) -> Any:
         return build(kind, value, key)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if kind in (int, float) and isinstance(value, bool) or not isinstance(value, kind):
+    if (kind in (int, float) and isinstance(value, bool)) or not isinstance(value, kind):
         raise ConfigError(f"{key}: expected {_describe(kind)}, got {value!r}")
     return value
 
@@ -279,7 +279,9 @@ def check_config(config: TrainConfig) -> None:
     if len(config.optimizer.betas) != 2:
         raise ConfigError(f"optimizer.betas: expected two numbers, got {config.optimizer.betas}")
     if config.optimizer.fused not in ("auto", "yes", "no"):
-        raise ConfigError(f"optimizer.fused: expected auto, yes or no, got {config.optimizer.fused!r}")
+        raise ConfigError(
+            f"optimizer.fused: expected auto, yes or no, got {config.optimizer.fused!r}"
+        )
     for part in config.trainable:
         if part not in ("llm", "projections") and not part.startswith("encoder."):
             raise ConfigError(

@@ -1,6 +1,6 @@
 """Process group, trainable parts, activation checkpointing, compile and FSDP2 sharding.
 
-Only the LLM is sharded (per decoder layer, then the LLM root). The visual encoder stays
+Only the LLM is sharded (embedding, each decoder layer, then the model root). The visual encoder stays
 outside FSDP, replicated on every rank: its frozen backbones run without grad, and its
 trainable projections are averaged across ranks by one all-reduce after backward. So a
 rank whose rows are all text-only takes part in every collective, and nothing hangs.
@@ -75,7 +75,7 @@ def param_dtype(config: ParallelConfig, device: torch.device) -> torch.dtype:
 
 
 def parallelize(model, config: ParallelConfig, runtime: Runtime) -> None:
-    """AC and compile per decoder block, then FSDP2 per block and on the LLM root."""
+    """AC and compile per decoder block, then FSDP2 on the embedding, each block and the root."""
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
     from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
@@ -103,9 +103,14 @@ def parallelize(model, config: ParallelConfig, runtime: Runtime) -> None:
     }
     if config.cpu_offload:
         options["offload_policy"] = CPUOffloadPolicy()
-    for layer in layers:
-        fully_shard(layer, **options)
-    fully_shard(model.llm, **options)
+    # The embedding runs outside the LLM's forward (SphinxModel assembles the inputs), so it
+    # is its own unit: its forward hook gathers it.
+    for block in [model.llm.get_input_embeddings(), *layers]:
+        fully_shard(block, **options)
+    # The root is the whole model so that its forward starts FSDP; the encoder's parameters
+    # are left out of it (replicated, see the module docstring).
+    encoder = set(model.encoder.parameters()) if model.encoder is not None else set()
+    fully_shard(model, ignored_params=encoder, **options)
     if not config.cpu_offload:
         model.llm.to(runtime.device)
 

@@ -128,7 +128,7 @@ class JsonLinesSource(Source):
             path = confined_path(self.root, item["image"], what=f"{self.path} item {index} image")
             try:
                 image = decode_image(path.read_bytes())
-            except (OSError, ValueError, Exception):  # noqa: BLE001 (any decode failure: counted)
+            except (OSError, ValueError, Exception):
                 return None
         return Record(self.name, text, image, self.tiling)
 
@@ -155,7 +155,7 @@ class ShardSource(Source):
                 text = meta.get("caption", meta.get("text"))
             else:
                 text = text_bytes.decode("utf-8").strip()
-        except Exception:  # noqa: BLE001 (a corrupt member is counted, never fatal)
+        except Exception:
             self.shards.corrupt += 1
             return None
         if not text:

@@ -26,10 +26,7 @@ class WebDatasetShards:
 
     def __init__(self, path: str | Path):
         path = Path(path)
-        if path.is_dir():
-            shards = sorted(path.glob("*.tar"))
-        else:
-            shards = [path]
+        shards = sorted(path.glob("*.tar")) if path.is_dir() else [path]
         if not shards or not shards[0].exists():
             raise FileNotFoundError(f"{path}: no .tar shards found")
         self.missing_shards: list[str] = []

@@ -1,0 +1,125 @@
+"""Training checkpoints (DCP) and resume.
+
+``OUT/checkpoints/step-N/`` holds the sharded model and optimizer state written by
+``torch.distributed.checkpoint``, ``trainer.json`` (step, sampler states) and
+``manifest.json`` (every file and its size). It is written to ``step-N.tmp/`` and renamed
+when complete; a folder without a manifest, or whose files disagree with it, is refused
+with one error before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch.distributed as dist
+
+MANIFEST = "manifest.json"
+TRAINER_STATE = "trainer.json"
+
+
+def _step_of(path: Path) -> int | None:
+    name = path.name
+    if not name.startswith("step-") or not name[5:].isdigit():
+        return None
+    return int(name[5:])
+
+
+def complete_checkpoints(folder: Path) -> list[Path]:
+    """Renamed (complete) checkpoint folders, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [(step, path) for path in folder.iterdir()
+             if path.is_dir() and (step := _step_of(path)) is not None]
+    return [path for _, path in sorted(found)]
+
+
+def verify(path: Path) -> dict:
+    """The trainer state of a complete checkpoint; a truncated or partial one is refused."""
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise ValueError(f"{path}: not a complete checkpoint (no {MANIFEST}); remove it to "
+                         "resume from an earlier one")
+    manifest = json.loads(manifest_path.read_text())
+    for name, size in manifest.items():
+        file = path / name
+        actual = file.stat().st_size if file.is_file() else None
+        if actual != size:
+            state = "missing" if actual is None else f"{actual} bytes"
+            raise ValueError(
+                f"{path}: {name} is {state}, expected {size} bytes (truncated or damaged "
+                "checkpoint); remove the folder to resume from an earlier one"
+            )
+    return json.loads((path / TRAINER_STATE).read_text())
+
+
+def _state(model, optimizer):
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    model_state, optim_state = get_state_dict(
+        model, optimizer, options=StateDictOptions(ignore_frozen_params=True)
+    )
+    return {"model": model_state, "optim": optim_state}
+
+
+def save_checkpoint(folder: Path, step: int, model, optimizer, trainer_state: dict,
+                    keep_latest_k: int) -> Path:
+    """Write ``step-N.tmp`` on every rank, then (rank 0) the manifest and the rename."""
+    import torch.distributed.checkpoint as dcp
+
+    target = folder / f"step-{step}"
+    staging = folder / f"step-{step}.tmp"
+    if dist.get_rank() == 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    dist.barrier()
+    dcp.save(_state(model, optimizer), checkpoint_id=str(staging))
+    if dist.get_rank() == 0:
+        (staging / TRAINER_STATE).write_text(json.dumps(trainer_state, indent=1))
+        manifest = {path.name: path.stat().st_size for path in sorted(staging.iterdir())}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+        for old in complete_checkpoints(folder)[:-keep_latest_k]:
+            shutil.rmtree(old)
+    dist.barrier()
+    return target
+
+
+def load_checkpoint(path: Path, model, optimizer) -> None:
+    """Restore model and optimizer in place (any number of ranks: DCP reshards)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+    state = _state(model, optimizer)
+    dcp.load(state, checkpoint_id=str(path))
+    set_state_dict(
+        model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"],
+        options=StateDictOptions(ignore_frozen_params=True, strict=False),
+    )
+
+
+def clean_staging(folder: Path) -> None:
+    """A killed save leaves ``step-N.tmp``; the next run removes it (rank 0)."""
+    if folder.is_dir():
+        for path in folder.glob("step-*.tmp"):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def export_final(model, build_fresh, target: Path, dtype) -> None:
+    """Gather the full weights and save a ``save_pretrained`` folder (rank 0), in ``dtype``."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    full = get_model_state_dict(
+        model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+    )
+    if dist.get_rank() == 0:
+        fresh = build_fresh()
+        missing, unexpected = fresh.load_state_dict(full, strict=False)
+        if unexpected or [name for name in missing if not name.startswith("encoder.")]:
+            raise RuntimeError(f"final export: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        fresh.to(dtype)
+        fresh.save_pretrained(target, overwrite=True)
+    dist.barrier()

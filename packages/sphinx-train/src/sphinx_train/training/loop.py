@@ -1,0 +1,341 @@
+"""The training loop behind ``sphinx-train fit``: both stages, resume, metrics, final export.
+
+Each optimizer step takes ``per_step`` samples from every stream (stage 1: image captions
+and text-only rows together), splits them over ranks and into length-grouped micro-batches,
+and normalises the loss by the global number of supervised tokens of the whole step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from sphinx_train.conversation import IGNORE_INDEX
+from sphinx_train.training import checkpoint as ckpt
+from sphinx_train.training.config import TrainConfig
+from sphinx_train.training.data.encode import Dropped, EncodedSample, encode_record, length_groups
+from sphinx_train.training.data.sampler import NaturalSampler, rank_share
+from sphinx_train.training.data.sources import open_source
+from sphinx_train.training.metrics import MetricsLog, Warnings, learning_rate
+from sphinx_train.training.parallelize import (
+    Runtime,
+    average_replicated_grads,
+    init_distributed,
+    parallelize,
+    set_trainable,
+)
+
+
+def build_model(config: TrainConfig):
+    """The starting model, seeded so every rank (and every resume) builds the same weights."""
+    torch.manual_seed(config.seed)
+    if config.model.init:
+        from sphinx_train.checkpoint import load_model
+
+        return load_model(config.model.init, dtype=torch.float32)
+    from sphinx_train.presets import create_model
+
+    return create_model(
+        config.model.preset, tokenizer=config.model.tokenizer, tiling=config.model.tiling,
+        dtype=torch.float32,
+    )
+
+
+def row_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row sum of next-token NLL and per-row count of supervised tokens."""
+    shifted = labels[:, 1:]
+    token_loss = F.cross_entropy(
+        logits[:, :-1].float().transpose(1, 2), shifted, ignore_index=IGNORE_INDEX,
+        reduction="none",
+    )
+    return token_loss.sum(dim=1), (shifted != IGNORE_INDEX).sum(dim=1)
+
+
+def optimizer_groups(model, weight_decay: float) -> list[dict]:
+    """Sharded (LLM) and replicated (encoder) parameters apart, norms and biases without decay."""
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        no_decay = param.ndim < 2 or "norm" in name or name.endswith(".bias")
+        groups.setdefault((name.startswith("llm."), no_decay), []).append(param)
+    return [
+        {"params": params, "weight_decay": 0.0 if no_decay else weight_decay}
+        for (_, no_decay), params in sorted(groups.items())
+    ]
+
+
+@dataclass
+class StepReport:
+    loss: float
+    source_loss: dict[str, float]
+    grad_norm: float
+    tokens: int
+    images: int
+    sources: list[str] = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, out: Path, *, max_steps: int | None = None,
+                 checkpoint_every: int | None = None):
+        self.config, self.out = config, Path(out)
+        self.max_steps = max_steps or config.schedule.total_steps
+        self.checkpoint_every = checkpoint_every or config.checkpoint.every
+        self.runtime: Runtime = init_distributed()
+        self.warnings = Warnings()
+        self.missing = self.seen = 0
+
+    # -- setup ------------------------------------------------------------------------------
+
+    def _resume_point(self) -> tuple[Path | None, dict | None]:
+        found = ckpt.complete_checkpoints(self.out / "checkpoints")
+        if not found:
+            return None, None
+        return found[-1], ckpt.verify(found[-1])
+
+    def setup(self) -> None:
+        config, runtime = self.config, self.runtime
+        self.resume_path, resume_state = self._resume_point()  # refuses before writing anything
+        self.model = build_model(config)
+        self.source_names = [s.name for stream in config.data.streams for s in stream.sources]
+        self.streams = []
+        for stream in config.data.streams:
+            sources = [open_source(source, config.seed) for source in stream.sources]
+            weights = [source.weight for source in stream.sources]
+            sampler = NaturalSampler([len(s) for s in sources], weights, seed=config.seed)
+            self.streams.append((stream, sources, sampler))
+        self.held_out = [open_source(source, config.seed + 1) for source in config.data.held_out]
+        set_trainable(self.model, config.trainable)
+        parallelize(self.model, config.parallel, runtime)
+        self.replicated = [p for n, p in self.model.named_parameters()
+                           if p.requires_grad and not n.startswith("llm.")]
+        self.sharded = [p for n, p in self.model.named_parameters()
+                        if p.requires_grad and n.startswith("llm.")]
+        fused = config.optimizer.fused == "yes" or (
+            config.optimizer.fused == "auto" and runtime.device.type == "cuda"
+        )
+        self.optimizer = torch.optim.AdamW(
+            optimizer_groups(self.model, config.optimizer.weight_decay),
+            lr=config.optimizer.lr, betas=tuple(config.optimizer.betas),
+            eps=config.optimizer.eps, fused=fused or None,
+        )
+        self.warmup = self._warmup_steps()
+        self.step = 0
+        if self.resume_path is not None:
+            ckpt.load_checkpoint(self.resume_path, self.model, self.optimizer)
+            self.step = resume_state["step"]
+            for (_, _, sampler), state in zip(self.streams, resume_state["samplers"], strict=True):
+                sampler.load_state_dict(state)
+            self.missing, self.seen = resume_state["missing"], resume_state["seen"]
+        if runtime.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            ckpt.clean_staging(self.out / "checkpoints")
+            if self.resume_path is None:
+                import yaml
+
+                (self.out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(),
+                                                                     sort_keys=False))
+            self.metrics = MetricsLog(self.out / "metrics.jsonl",
+                                      None if self.resume_path is None else self.step)
+        dist.barrier()
+
+    def _warmup_steps(self) -> int:
+        schedule = self.config.schedule
+        if schedule.warmup_epochs is None:
+            return schedule.warmup_steps
+        stream, _, sampler = self.streams[0]
+        return max(1, math.ceil(schedule.warmup_epochs * sampler.epoch_length / stream.per_step))
+
+    # -- one step ---------------------------------------------------------------------------
+
+    def step_samples(self) -> list[EncodedSample]:
+        """This rank's encoded samples of the next step (advances every sampler)."""
+        mine = []
+        for stream, sources, sampler in self.streams:
+            items = sampler.take(stream.per_step)
+            for source_index, index in rank_share(items, self.runtime.rank,
+                                                  self.runtime.world_size):
+                source = sources[source_index]
+                self.seen += 1
+                record = source.record(index)
+                if record is None:
+                    self._count_missing(source.name, index)
+                    continue
+                try:
+                    mine.append(encode_record(record, self.model, stream.template,
+                                              self.config.data.max_length))
+                except Dropped as why:
+                    self.warnings.warn("dropped", f"{source.name}[{index}] dropped: {why}")
+        return mine
+
+    def _count_missing(self, name: str, index: int) -> None:
+        self.missing += 1
+        self.warnings.warn("missing", f"{name}[{index}] could not be read")
+        share = self.missing / max(1, self.seen)
+        if self.seen >= 20 and share > self.config.data.max_missing_share:
+            raise RuntimeError(
+                f"{self.missing} of {self.seen} samples could not be read ({share:.1%}), more "
+                f"than data.max_missing_share={self.config.data.max_missing_share}"
+            )
+
+    def train_step(self, samples: list[EncodedSample], lr: float) -> StepReport:
+        """Forward/backward over the micro-batches, then clip and update."""
+        from sphinx_train.batch import collate
+
+        model = self.model
+        world = self.runtime.world_size
+        groups = length_groups(samples, self.config.parallel.micro_batches)
+        count = torch.tensor([sum(item.supervised for item in samples)], dtype=torch.float64)
+        dist.all_reduce(count)
+        total = count.item()
+        names = self.source_names
+        per_source = torch.zeros(2 * len(names), dtype=torch.float64)
+        pad = model.tokenizer.pad_id if model.tokenizer.pad_id is not None else 0
+        for index, group in enumerate(groups):
+            model.set_requires_gradient_sync(index == len(groups) - 1)
+            batch = collate([item.sample for item in group], pad_id=pad)
+            output = model(batch)
+            sums, counts = row_losses(output.logits, output.labels)
+            (sums.sum() * world / total).backward()
+            for row, item in enumerate(group):
+                slot = names.index(item.source) if item.source in names else 0
+                per_source[2 * slot] += sums[row].detach().double().item()
+                per_source[2 * slot + 1] += counts[row].item()
+        dist.all_reduce(per_source)
+        average_replicated_grads(self.replicated)
+        grad_norm = self._clip(self.config.optimizer.grad_clip)
+        loss = per_source[0::2].sum().item() / total
+        sources = sorted({item.source for item in samples})
+        if not math.isfinite(loss) or not math.isfinite(grad_norm):
+            done = ckpt.complete_checkpoints(self.out / "checkpoints")
+            raise RuntimeError(
+                f"loss {loss} at step {self.step + 1} (batch sources on rank "
+                f"{self.runtime.rank}: {', '.join(sources)}); last good checkpoint: "
+                f"{done[-1] if done else 'none'}"
+            )
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        source_loss = {
+            name: per_source[2 * i].item() / per_source[2 * i + 1].item()
+            for i, name in enumerate(names) if per_source[2 * i + 1] > 0
+        }
+        tokens = torch.tensor([sum(i.tokens for i in samples),
+                               sum(i.sample.pixel_values is not None for i in samples)])
+        dist.all_reduce(tokens)
+        return StepReport(loss, source_loss, grad_norm, int(tokens[0]), int(tokens[1]), sources)
+
+    def _clip(self, max_norm: float) -> float:
+        """Global grad norm over sharded and replicated grads; scale both when above max."""
+        sharded = [p.grad for p in self.sharded if p.grad is not None]
+        squares = torch.zeros((), dtype=torch.float64)
+        if sharded:
+            norm = torch.nn.utils.get_total_norm(sharded)
+            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+            squares = squares + norm.double().cpu() ** 2
+        replicated = [p.grad for p in self.replicated if p.grad is not None]
+        if replicated:
+            squares = squares + torch.nn.utils.get_total_norm(replicated).double().cpu() ** 2
+        total = math.sqrt(squares.item())
+        if max_norm > 0 and total > max_norm:
+            scale = max_norm / (total + 1e-6)
+            for grads in (sharded, replicated):  # DTensors and plain tensors apart
+                if grads:
+                    torch._foreach_mul_(grads, scale)
+        return total
+
+    # -- evaluation -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def held_out_loss(self) -> float | None:
+        """Token-mean loss on the held-out sources (same samples every time)."""
+        if not self.held_out:
+            return None
+        from sphinx_train.batch import collate
+
+        template = self.config.data.streams[0].template
+        items = [(source, index) for source in self.held_out
+                 for index in range(min(len(source), self.config.data.held_out_samples))]
+        totals = torch.zeros(2, dtype=torch.float64)
+        self.model.eval()
+        for source, index in rank_share(items, self.runtime.rank, self.runtime.world_size):
+            record = source.record(index)
+            if record is None:
+                continue
+            item = encode_record(record, self.model, template, self.config.data.max_length)
+            output = self.model(collate([item.sample]))
+            sums, counts = row_losses(output.logits, output.labels)
+            totals += torch.tensor([sums.sum().item(), counts.sum().item()], dtype=torch.float64)
+        self.model.train()
+        dist.all_reduce(totals)
+        return totals[0].item() / max(1.0, totals[1].item())
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def trainer_state(self) -> dict:
+        return {"step": self.step, "samplers": [s.state_dict() for _, _, s in self.streams],
+                "missing": self.missing, "seen": self.seen}
+
+    def save(self) -> None:
+        ckpt.save_checkpoint(self.out / "checkpoints", self.step, self.model, self.optimizer,
+                             self.trainer_state(), self.config.checkpoint.keep_latest_k)
+
+    def run(self) -> Path:
+        self.setup()
+        config, rank = self.config, self.runtime.rank
+        progress = None
+        if rank == 0 and config.logging.progress:
+            from tqdm import tqdm
+
+            progress = tqdm(total=self.max_steps, initial=self.step, desc="fit", unit="step")
+        self.model.train()
+        while self.step < self.max_steps:
+            # RNG as a function of (seed, step, rank): resume needs no RNG state.
+            torch.manual_seed(config.seed * 1_000_003 + self.step * 1009 + rank)
+            started = time.perf_counter()
+            samples = self.step_samples()
+            lr = learning_rate(self.step, config.optimizer.lr, config.optimizer.min_lr,
+                               self.warmup, config.schedule.total_steps)
+            report = self.train_step(samples, lr)
+            self.step += 1
+            elapsed = time.perf_counter() - started
+            if rank == 0 and (self.step % config.logging.every == 0
+                              or self.step == self.max_steps):
+                self.metrics.write(self._record(report, lr, elapsed))
+            if config.logging.eval_every and self.step % config.logging.eval_every == 0:
+                held_out = self.held_out_loss()
+                if rank == 0 and held_out is not None:
+                    self.metrics.write({"step": self.step, "held_out_loss": held_out})
+            if self.step % self.checkpoint_every == 0 or self.step == self.max_steps:
+                self.save()
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(loss=f"{report.loss:.3f}")
+        if progress is not None:
+            progress.close()
+        ckpt.export_final(self.model, lambda: build_model(config), self.out / "final",
+                          torch.bfloat16)
+        return self.out
+
+    def _record(self, report: StepReport, lr: float, elapsed: float) -> dict:
+        record = {"step": self.step, "loss": report.loss}
+        record.update({f"loss/{name}": value for name, value in report.source_loss.items()})
+        record.update({
+            "lr": lr, "grad_norm": report.grad_norm, "tokens_per_s": report.tokens / elapsed,
+            "images_per_s": report.images / elapsed, "tokens": report.tokens,
+        })
+        if self.runtime.device.type == "cuda":
+            record["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        return record
+
+
+def fit(config: TrainConfig, out: str | Path, **options) -> Path:
+    """Train (or resume) into ``out``; the same call under torchrun runs on every rank."""
+    return Trainer(config, Path(out), **options).run()

@@ -1,0 +1,50 @@
+"""``metrics.jsonl`` (one object per logged step), rate-limited warnings, the learning rate."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+
+def learning_rate(step: int, lr: float, min_lr: float, warmup: int, total: int) -> float:
+    """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine down to ``min_lr`` at ``total``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * progress))
+
+
+class MetricsLog:
+    """Appends JSON lines; on resume, lines after the checkpoint's step are dropped first."""
+
+    def __init__(self, path: Path, resume_step: int | None):
+        self.path = path
+        if resume_step is None:
+            path.write_text("")
+        elif path.is_file():
+            kept = [line for line in path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, record: dict) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+class Warnings:
+    """At most one line per ``interval`` seconds per kind, with the count since the last one."""
+
+    def __init__(self, interval: float = 30.0):
+        self.interval, self.last, self.pending = interval, {}, {}
+
+    def warn(self, kind: str, message: str) -> None:
+        self.pending[kind] = self.pending.get(kind, 0) + 1
+        now = time.monotonic()
+        if now - self.last.get(kind, -math.inf) >= self.interval:
+            count = self.pending.pop(kind)
+            print(f"sphinx-train fit: warning: {message} ({count} so far of this kind)",
+                  file=sys.stderr)
+            self.last[kind] = now
