@@ -191,7 +191,8 @@ def test_ocrvqa_rounds_and_max_turns():
 def test_textcaps():
     records, skips = run("textcaps/TextCaps_0.1_val.json", "textcaps")
     assert skips == ["item without a caption (test split)"]
-    assert records[0]["image"] == "train/0054c91397f2fe05.jpg"
+    # the JSON says train/<id>.jpg; the released zip unpacks to train_images/
+    assert records[0]["image"] == "train_images/0054c91397f2fe05.jpg"
     assert turns(records[0]) == [
         (
             "<image>\nProvide a one-sentence caption for the provided image.",
@@ -207,16 +208,20 @@ def test_flickr30k_entities():
     question = (
         "<image>\nDescribe the image concisely. Include the bounding box for each mentioned object."
     )
-    # entity 1 has two boxes: VOC corners (20, 10, 120, 60) and (100, 20, 160, 100); entities 2
-    # and 4 share (0, 0, 50, 30); entity 3 is the scene (no box).
+    # The XML corners are 1-based; the dataset's get_annotations utility subtracts 1:
+    # entity 1: (20, 10, 120, 60) -> (19, 9, 119, 59) -> square (19, 59, 119, 109) / 200
+    #   = 0.095, 0.295, 0.595, 0.545 (as floats just above / below the halves: 0.10,0.29,0.59,0.55)
+    #   and (100, 20, 160, 100) -> (99, 69, 159, 149) / 200 = 0.49,0.34,0.80,0.74;
+    # entities 2 and 4: (0, 0, 50, 30) -> (-1, 49, 49, 79) / 200, clipped: 0.00,0.24,0.24,0.40;
+    # entity 3 is the scene (no box).
     assert turns(records[0]) == [
         (
             question,
-            f"<p>Two young guys</p> [{DOG_1};{PERSON}] with shaggy hair look at <p>their hands</p> "
-            f"[{DOG_2}] while hanging out in the yard .",
+            "<p>Two young guys</p> [0.10,0.29,0.59,0.55;0.49,0.34,0.80,0.74] with shaggy hair "
+            "look at <p>their hands</p> [0.00,0.24,0.24,0.40] while hanging out in the yard .",
         )
     ]
-    assert turns(records[1]) == [(question, f"<p>A man</p> [{DOG_2}] stands .")]
+    assert turns(records[1]) == [(question, "<p>A man</p> [0.00,0.24,0.24,0.40] stands .")]
 
 
 def test_visual_genome_relations():
@@ -276,7 +281,7 @@ def test_image_folder_with_synset_names(tmp_path):
 
 
 def test_unknown_format_and_missing_source():
-    with pytest.raises(ConversionError, match="unknown format 'nope'"):
+    with pytest.raises(ConversionError, match="unknown dataset format 'nope'; known: aokvqa, coco-detection"):
         iter_records(FIXTURES, "nope")
     with pytest.raises(ConversionError, match="no such file"):
         iter_records(FIXTURES / "missing.json", "gqa")

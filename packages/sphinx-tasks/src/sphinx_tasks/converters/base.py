@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._house import confined_path
 from ..geometry import Box, SquareFrame
 from ..imagesize import ImageSizeError, image_size
 
@@ -26,6 +27,14 @@ class Skip:
     reason: str
 
 
+@dataclass(frozen=True)
+class EmbeddedImage:
+    """Image bytes carried inside the annotations (MMBench TSV), to be written as ``name``."""
+
+    name: str
+    data: bytes
+
+
 @dataclass
 class ConvertOptions:
     """Settings shared by the converters; each uses the ones that make sense for its format.
@@ -37,8 +46,10 @@ class ConvertOptions:
     image_data: Visual Genome image_data.json (sizes and paths).
     class_names: ImageNet-style class name map (JSON object or "wnid name, ..." lines).
     max_turns: most question/answer rounds in one record.
-    split: keep only items of this split, for files that mark one (refcoco-refs).
+    split: keep only items of this split, for files that mark one (refcoco-refs, OCR-VQA,
+        ScienceQA, LVIS paths); those default to "train", so test items never slip in unasked.
     source_name: the "source" written in records, for formats shared by several datasets.
+    images_out: folder to write images embedded in the annotations (MMBench TSV) into.
     """
 
     image_prefix: str = ""
@@ -49,6 +60,7 @@ class ConvertOptions:
     max_turns: int = 10
     split: str | None = None
     source_name: str | None = None
+    images_out: Path | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping) -> ConvertOptions:
@@ -59,32 +71,38 @@ class ConvertOptions:
             raise ConversionError(
                 f"convert options: unknown keys {unknown}; expected some of {sorted(known)}"
             )
-        paths = {"image_root", "annotations", "image_data", "class_names"}
+        paths = {"image_root", "annotations", "image_data", "class_names", "images_out"}
         values = {k: Path(v) if k in paths and v is not None else v for k, v in data.items()}
         return cls(**values)
 
-    def image_path(self, relative: str) -> str:
+    @property
+    def wanted_split(self) -> str:
+        return self.split or "train"
+
+    def image_path(self, relative: object, where: str = "record") -> str:
+        """The record's image path: ``relative`` (from the data) kept inside the prefix."""
+        try:
+            confined_path(self.image_prefix or ".", relative, what=f"{where}: image path")
+        except ValueError as exc:
+            raise ConversionError(str(exc)) from None
         return posixpath.join(self.image_prefix, relative) if self.image_prefix else relative
 
     def image_size(
-        self, relative: str, width: object = None, height: object = None
+        self, relative: str, width: int | None = None, height: int | None = None
     ) -> tuple[int, int] | Skip:
         """Size from the annotations when given, else from the image file's header."""
-        if (
-            isinstance(width, int | float)
-            and isinstance(height, int | float)
-            and width > 0
-            and height > 0
-        ):
-            return int(width), int(height)
+        if width is not None and height is not None:
+            return width, height
         if self.image_root is None:
             return Skip("image size missing and no --image-root to read it from")
         try:
-            return image_size(self.image_root / relative)
+            return image_size(confined_path(self.image_root, relative, what="image path"))
         except FileNotFoundError:
             return Skip("image file not found")
         except (ImageSizeError, OSError):
             return Skip("image header unreadable")
+        except ValueError as exc:
+            raise ConversionError(str(exc)) from None
 
 
 @dataclass
@@ -123,9 +141,15 @@ def record(image: str | None, turns: Sequence[tuple[str, str]], task: str, sourc
     return result
 
 
-def square_box(frame: SquareFrame, x: float, y: float, w: float, h: float) -> Box:
-    """A pixel xywh box in the padded-square [0, 1] frame, clipped to it."""
-    return frame.box_to_square(Box.from_xywh(x, y, w, h)).clipped()
+def square_box(frame: SquareFrame, x: float, y: float, w: float, h: float) -> Box | None:
+    """A pixel xywh box in the padded-square [0, 1] frame, clipped to it; None when empty."""
+    return square_corners(frame, Box.from_xywh(x, y, w, h))
+
+
+def square_corners(frame: SquareFrame, box: Box) -> Box | None:
+    """A pixel corner box in the padded-square frame, clipped; None when nothing is left."""
+    result = frame.box_to_square(box).clipped()
+    return result if result.width > 0 and result.height > 0 else None
 
 
 def chunks(turns: list[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ElementTree
 from collections import defaultdict
@@ -11,27 +12,63 @@ from pathlib import Path, PurePosixPath
 from .. import instructions as ins
 from ..geometry import Box, SquareFrame
 from ..textformat import format_boxes, format_named
-from .base import ConversionError, ConvertOptions, Record, Skip, chunks, record, square_box
+from .base import (
+    ConversionError,
+    ConvertOptions,
+    Record,
+    Skip,
+    chunks,
+    record,
+    square_box,
+    square_corners,
+)
+from .fields import Fields
 from .jsonstream import iter_array
 
-# "[/EN#18/people A man]": entity id, one or more types, the phrase.
-_FLICKR_PHRASE = re.compile(r"\[/EN#(\d+)((?:/[^\s\]]+)+) ([^\]]*)\]")
+# "[/EN#18/people A man]": entity id, one or more types, the phrase. A type holds no "/", so
+# the type list splits one way only (a "/" inside the type class made it exponential).
+_FLICKR_PHRASE = re.compile(r"\[/EN#(\d+)((?:/[^\s\]/]+)+) ([^\]]*)\]")
+_CORNERS = ("xmin", "ymin", "xmax", "ymax")
 
 
-def _flickr_annotation(path: Path) -> tuple[str, int, int, dict[str, list[Box]]]:
+def _pixel_corner(text: str | None) -> float | None:
+    """A Flickr30k Entities corner, 1-based in the XML, as a 0-based pixel coordinate."""
+    try:
+        value = float(text or "")
+    except ValueError:
+        return None
+    return value - 1 if math.isfinite(value) else None
+
+
+def _flickr_annotation(path: Path) -> tuple[str, int, int, dict[str, list[Box]], int]:
+    """File name, size, boxes per entity id, and the count of boxes left out as unreadable.
+
+    Corners lose 1, as the dataset's own ``get_annotations`` utility does.
+    """
     root = ElementTree.parse(path).getroot()
-    filename = root.findtext("filename") or f"{path.stem}.jpg"
+    filename = (root.findtext("filename") or f"{path.stem}.jpg").strip()
     width = int(root.findtext("size/width") or 0)
     height = int(root.findtext("size/height") or 0)
     boxes: dict[str, list[Box]] = defaultdict(list)
+    unreadable = 0
     for obj in root.iter("object"):
         box = obj.find("bndbox")
         if box is None:
             continue  # scene / not-visual entities have no box
-        coordinates = [float(box.findtext(k) or "nan") for k in ("xmin", "ymin", "xmax", "ymax")]
+        corners = [_pixel_corner(box.findtext(k)) for k in _CORNERS]
+        if None in corners:
+            unreadable += 1
+            continue
         for name in obj.iter("name"):
-            boxes[(name.text or "").strip()].append(Box(*coordinates))
-    return filename, width, height, boxes
+            boxes[(name.text or "").strip()].append(Box(*corners))
+    return filename, width, height, boxes, unreadable
+
+
+def _flickr_sentences(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ConversionError(f"{path}: not UTF-8 text ({exc.reason})") from None
 
 
 def flickr30k_entities(path: Path, options: ConvertOptions) -> Iterator[Record | Skip]:
@@ -45,23 +82,28 @@ def flickr30k_entities(path: Path, options: ConvertOptions) -> Iterator[Record |
             yield Skip("sentences without an annotation XML")
             continue
         try:
-            filename, width, height, pixel_boxes = _flickr_annotation(xml_file)
+            filename, width, height, pixel_boxes, unreadable = _flickr_annotation(xml_file)
         except (ElementTree.ParseError, ValueError):
             yield Skip("unreadable annotation XML")
             continue
-        size = options.image_size(filename, width, height)
+        for _ in range(unreadable):
+            yield Skip("box with a missing or non-numeric corner")
+        size = options.image_size(filename, width or None, height or None)
         if isinstance(size, Skip):
             yield size
             continue
         frame = SquareFrame(*size)
+        square = {
+            entity: [b for b in (square_corners(frame, box) for box in boxes) if b is not None]
+            for entity, boxes in pixel_boxes.items()
+        }
 
-        def grounded(match: re.Match, frame: SquareFrame = frame, pixel_boxes=pixel_boxes) -> str:
-            phrase = match.group(3)
-            boxes = [frame.box_to_square(b).clipped() for b in pixel_boxes.get(match.group(1), [])]
+        def grounded(match: re.Match, square: dict = square) -> str:
+            phrase, boxes = match.group(3), square.get(match.group(1))
             return format_named(phrase, format_boxes(boxes)) if boxes else phrase
 
-        image = options.image_path(filename)
-        for line in sentence_file.read_text(encoding="utf-8").splitlines():
+        image = options.image_path(filename, str(xml_file))
+        for line in _flickr_sentences(sentence_file):
             if not line.strip():
                 continue
             caption = _FLICKR_PHRASE.sub(grounded, line.strip())
@@ -73,70 +115,65 @@ def flickr30k_entities(path: Path, options: ConvertOptions) -> Iterator[Record |
             )
 
 
-def _vg_images(options: ConvertOptions) -> dict[int, dict]:
+def _vg_images(options: ConvertOptions) -> dict[object, dict]:
     if options.image_data is None:
         return {}
     images = {}
-    for item in iter_array(options.image_data):
-        if isinstance(item, dict) and "image_id" in item:
-            images[item["image_id"]] = item
+    for index, item in enumerate(iter_array(options.image_data)):
+        image = Fields(item, f"{options.image_data}: [{index}]")
+        images[image.identifier("image_id")] = {
+            "url": image.text("url", None),
+            "width": image.size("width"),
+            "height": image.size("height"),
+        }
     return images
 
 
-def _vg_name(entity: dict) -> str:
-    names = entity.get("names")
-    if isinstance(names, list) and names:
-        return str(names[0])
-    return str(entity.get("name", "object"))
+def _vg_name(entity: Fields) -> str:
+    names = entity.strings("names", [])
+    return names[0] if names else entity.text("name", "object")
 
 
-def _vg_box(entity: object, frame: SquareFrame) -> Box | None:
-    if not isinstance(entity, dict) or not all(
-        isinstance(entity.get(k), int | float) for k in "xywh"
-    ):
+def _vg_box(entity: Fields, frame: SquareFrame) -> Box | None:
+    x, y, w, h = (entity.number(k) for k in "xywh")
+    return square_box(frame, x, y, w, h) if w > 0 and h > 0 else None
+
+
+def _vg_turn(relation: Fields, frame: SquareFrame) -> tuple[str, str] | None:
+    subject = Fields(relation.data.get("subject"), f"{relation.where}: subject")
+    obj = Fields(relation.data.get("object"), f"{relation.where}: object")
+    subject_box, object_box = _vg_box(subject, frame), _vg_box(obj, frame)
+    predicate = relation.text("predicate", "").strip().lower()
+    if subject_box is None or object_box is None or not predicate:
         return None
-    if entity["w"] <= 0 or entity["h"] <= 0:
-        return None
-    return square_box(frame, entity["x"], entity["y"], entity["w"], entity["h"])
+    question = ins.relation_instruction(subject_box, object_box)
+    return question, f"{_vg_name(subject)} {predicate} {_vg_name(obj)}".strip().lower()
 
 
 def visual_genome_relations(path: Path, options: ConvertOptions) -> Iterator[Record | Skip]:
     """relationships.json; sizes and paths from --image-data (image_data.json) or image headers."""
     images = _vg_images(options)
-    for item in iter_array(path):
-        if not isinstance(item, dict) or "image_id" not in item:
-            yield Skip("item without image_id")
-            continue
-        meta = images.get(item["image_id"], {})
+    for index, value in enumerate(iter_array(path)):
+        item = Fields(value, f"{path}: [{index}]")
+        image_id = item.identifier("image_id")
+        meta = images.get(image_id, {})
         url = meta.get("url")
-        relative = "/".join(PurePosixPath(url).parts[-2:]) if url else f"{item['image_id']}.jpg"
+        relative = "/".join(PurePosixPath(url).parts[-2:]) if url else f"{image_id}.jpg"
         size = options.image_size(relative, meta.get("width"), meta.get("height"))
         if isinstance(size, Skip):
             yield size
             continue
         frame = SquareFrame(*size)
-        turns = []
-        seen = set()
-        for relation in item.get("relationships", []):
-            subject = relation.get("subject") if isinstance(relation, dict) else None
-            obj = relation.get("object") if isinstance(relation, dict) else None
-            subject_box, object_box = _vg_box(subject, frame), _vg_box(obj, frame)
-            predicate = (
-                str(relation.get("predicate", "")).strip().lower()
-                if isinstance(relation, dict)
-                else ""
-            )
-            if subject_box is None or object_box is None or not predicate:
+        turns: list[tuple[str, str]] = []
+        relationships = item.array("relationships", [])
+        for number, relation in enumerate(relationships):
+            turn = _vg_turn(Fields(relation, f"{item.where}: relationships[{number}]"), frame)
+            if turn is None:
                 yield Skip("relationship without two boxes and a predicate")
-                continue
-            question = ins.relation_instruction(subject_box, object_box)
-            answer = f"{_vg_name(subject)} {predicate} {_vg_name(obj)}".strip().lower()
-            if (question, answer) in seen:
-                continue
-            seen.add((question, answer))
-            turns.append((question, answer))
+            elif turn not in turns:
+                turns.append(turn)
         if not turns:
             yield Skip("image without usable relationships")
             continue
         for chunk in chunks(turns, options.max_turns):
-            yield record(options.image_path(relative), chunk, "relation", "visual_genome")
+            yield record(options.image_path(relative, item.where), chunk, "relation", "visual_genome")

@@ -1,4 +1,4 @@
-"""LLaVA-Instruct passthrough and ImageNet-style class folders."""
+"""LLaVA-Instruct / ShareGPT passthrough, detailed captions and ImageNet-style class folders."""
 
 from __future__ import annotations
 
@@ -8,45 +8,90 @@ from pathlib import Path
 
 from .. import instructions as ins
 from .base import ConversionError, ConvertOptions, Record, Skip, record
+from .fields import Fields
 from .jsonstream import iter_array
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"}
 
 
-def _valid_conversation(turns: object) -> bool:
-    return (
-        isinstance(turns, list)
-        and len(turns) >= 2
-        and all(
-            isinstance(t, dict)
-            and t.get("from") in ("human", "gpt")
-            and isinstance(t.get("value"), str)
-            for t in turns
-        )
-    )
+def _turns(item: Fields) -> list[dict] | None:
+    """The conversation as human/gpt turns after an optional leading system message, or None.
+
+    A ShareGPT chat that opens with the assistant loses that opening turn and one that ends
+    with an unanswered question loses the question; anything else out of order is refused.
+    """
+    turns = []
+    for index, value in enumerate(item.array("conversations")):
+        turn = Fields(value, f"{item.where}: conversations[{index}]")
+        turns.append({"from": turn.text("from"), "value": turn.text("value")})
+    system = turns[:1] if turns and turns[0]["from"] == "system" else []
+    chat = turns[len(system) :]
+    if chat and chat[0]["from"] == "gpt":
+        chat = chat[1:]
+    if chat and chat[-1]["from"] == "human":
+        chat = chat[:-1]
+    expected = ["human", "gpt"] * (len(chat) // 2)
+    if not chat or [turn["from"] for turn in chat] != expected:
+        return None
+    return system + chat
 
 
 def llava_instruct(path: Path, options: ConvertOptions) -> Iterator[Record | Skip]:
-    """LLaVA-Instruct JSON (a list): kept as it is, plus task/source fields and the image prefix."""
-    for item in iter_array(path):
-        if not isinstance(item, dict) or not _valid_conversation(item.get("conversations")):
+    """LLaVA-Instruct / ShareGPT JSON (a list): conversations kept as they are, plus task and
+    source fields and the image prefix. Items without an image are text-only chats
+    (task "text_instruct", source "sharegpt" unless --source-name says otherwise)."""
+    for index, value in enumerate(iter_array(path)):
+        item = Fields(value, f"{path}: [{index}]")
+        turns = _turns(item) if item.has("conversations") else None
+        if turns is None:
             yield Skip("item without a human/gpt conversation")
             continue
-        result = dict(item)
-        if isinstance(item.get("image"), str):
-            result["image"] = options.image_path(item["image"])
-        result.setdefault("task", "instruct")
-        result.setdefault("source", "llava_instruct")
+        result = dict(item.data, conversations=turns)
+        if item.has("image"):
+            result["image"] = options.image_path(item.text("image"), item.where)
+            task, source = "instruct", options.source_name or "llava_instruct"
+        else:
+            task, source = "text_instruct", options.source_name or "sharegpt"
+        result["task"] = item.text("task", task)
+        result["source"] = item.text("source", source)
         yield result
+
+
+def _caption(item: Fields) -> str:
+    """A plain ``caption``, or the first assistant answer of a LLaVA-style conversation."""
+    if item.has("caption") or not item.has("conversations"):
+        return item.text("caption").strip()
+    turns = _turns(item)
+    return turns[-1]["value"].strip() if turns else ""
+
+
+def detailed_captions(path: Path, options: ConvertOptions) -> Iterator[Record | Skip]:
+    """Long image descriptions (ShareGPT4V / LLaVA detail_23k conversations, or items with
+    ``image`` and ``caption``): "Generate a detailed description about the image." per item."""
+    source = options.source_name or path.stem
+    for index, value in enumerate(iter_array(path)):
+        item = Fields(value, f"{path}: [{index}]")
+        if not item.has("image"):
+            yield Skip("item without an image")
+            continue
+        image = options.image_path(item.text("image"), item.where)
+        caption = _caption(item)
+        if not caption:
+            yield Skip("item without a description")
+            continue
+        yield record(image, [(ins.DETAILED_CAPTION, caption)], "detailed_caption", source)
 
 
 def _class_names(path: Path | None) -> dict[str, str]:
     """Folder name -> class name, from a JSON map or "wnid name, synonyms" lines."""
     if path is None:
         return {}
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else None
+    except ValueError as exc:
+        raise ConversionError(f"{path}: unreadable class names ({exc})") from None
     if path.suffix == ".json":
-        data = json.loads(text)
         if not isinstance(data, dict):
             raise ConversionError(f"{path}: expected a JSON object of class names")
         names = {}
