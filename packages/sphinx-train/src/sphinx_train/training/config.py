@@ -112,6 +112,7 @@ class LoggingConfig:
     every: int = 1
     progress: bool = True
     eval_every: int = 0
+    samples: bool = False  # write samples.jsonl: the global (source, index) list of each step
 
 
 @dataclass
@@ -163,6 +164,11 @@ def _convert(kind: Any, value: Any, key: str) -> Any:
         return build(kind, value, key)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-4 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
     if (kind in (int, float) and isinstance(value, bool)) or not isinstance(value, kind):
         raise ConfigError(f"{key}: expected {_describe(kind)}, got {value!r}")
     return value

@@ -143,6 +143,8 @@ class Trainer:
                                                                      sort_keys=False))
             self.metrics = MetricsLog(self.out / "metrics.jsonl",
                                       None if self.resume_path is None else self.step)
+            self.samples_log = MetricsLog(self.out / "samples.jsonl",
+                                          None if self.resume_path is None else self.step)
         dist.barrier()
 
     def _warmup_steps(self) -> int:
@@ -156,9 +158,10 @@ class Trainer:
 
     def step_samples(self) -> list[EncodedSample]:
         """This rank's encoded samples of the next step (advances every sampler)."""
-        mine = []
+        mine, self.step_items = [], []
         for stream, sources, sampler in self.streams:
             items = sampler.take(stream.per_step)
+            self.step_items += [[sources[s].name, index] for s, index in items]
             for source_index, index in rank_share(items, self.runtime.rank,
                                                   self.runtime.world_size):
                 source = sources[source_index]
@@ -309,6 +312,8 @@ class Trainer:
             if rank == 0 and (self.step % config.logging.every == 0
                               or self.step == self.max_steps):
                 self.metrics.write(self._record(report, lr, elapsed))
+            if rank == 0 and config.logging.samples:
+                self.samples_log.write({"step": self.step, "samples": self.step_items})
             if config.logging.eval_every and self.step % config.logging.eval_every == 0:
                 held_out = self.held_out_loss()
                 if rank == 0 and held_out is not None:
