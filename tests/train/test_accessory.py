@@ -268,3 +268,182 @@ def test_dtype_option_and_llm_split_into_several_files(
     torch.testing.assert_close(plain.lm_head.weight, llm["output.weight"].bfloat16())
     model = SphinxModel.from_pretrained(out)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+
+
+# -- hardening: nothing of the user's is lost, hostile files get one line ----------------------
+
+
+def _good_source(tmp_path, sentencepiece_file, tiny_encoder, vocab, name="reference"):
+    source = tmp_path / name
+    source.parent.mkdir(parents=True, exist_ok=True)
+    write_reference_checkpoint(
+        source, reference_weights(vocab, HEADS), tiny_encoder.reference_state_dict(),
+        sentencepiece_file, "llama_ens",
+    )  # fmt: skip
+    return source
+
+
+def _listing(folder):
+    return sorted((p.relative_to(folder).as_posix(), p.stat().st_size) for p in folder.rglob("*"))
+
+
+def test_output_equal_to_or_containing_the_source_is_refused(
+    tmp_path, sentencepiece_file, tiny_encoder, vocab
+):
+    models = tmp_path / "models"
+    source = _good_source(models, sentencepiece_file, tiny_encoder, vocab, "SPHINX")
+    (models / "other-model.txt").write_text("keep me")
+    before = _listing(models)
+    for output in (source, models, source / "inside"):
+        for overwrite in (False, True):
+            with pytest.raises(ValueError, match="input") as info:
+                convert_accessory(source, output, encoder="sphinx-tiny", overwrite=overwrite)
+            assert "\n" not in str(info.value)
+    assert _listing(models) == before
+
+
+def test_existing_output_needs_overwrite_and_only_holds_model_files(
+    tmp_path, sentencepiece_file, tiny_encoder, vocab
+):
+    source = _good_source(tmp_path, sentencepiece_file, tiny_encoder, vocab)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="already exists"):
+        convert_accessory(source, out, encoder="sphinx-tiny")
+    with pytest.raises(ValueError, match=r"did not write \(notes\.txt\)"):
+        convert_accessory(source, out, encoder="sphinx-tiny", overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()
+    convert_accessory(source, out, encoder="sphinx-tiny", overwrite=True)
+    convert_accessory(source, out, encoder="sphinx-tiny", overwrite=True, dtype="bf16")
+    assert SphinxModel.from_pretrained(out).llm.dtype == torch.bfloat16
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def _edited_source(tmp_path, sentencepiece_file, tiny_encoder, vocab, edit_args=None, edit=None):
+    source = _good_source(tmp_path, sentencepiece_file, tiny_encoder, vocab)
+    if edit_args is not None:
+        args = json.loads((source / "config.json").read_text())
+        edit_args(args)
+        (source / "config.json").write_text(json.dumps(args))
+    if edit is not None:
+        edit(source)
+    return source
+
+
+def _edit_shard(rank, change):
+    def edit(source):
+        path = source / f"consolidated.{rank:02d}-of-02.model.pth"
+        shard = torch.load(path, weights_only=True)
+        change(shard["model"])
+        torch.save(shard, path)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit_args", "edit", "message"),
+    [
+        (None, lambda s: (s / "meta.json").write_text('{"llama_type": ["llama_ens"]}'),
+         r"meta\.json: llama_type \['llama_ens'\] is not supported"),
+        (lambda a: a.update(dim=None), None, r"config\.json: dim=None, expected a positive"),
+        (lambda a: a.update(n_heads=0), None, r"config\.json: n_heads=0, expected a positive"),
+        (None, _edit_shard(1, lambda m: m.update({"llma.tok_embeddings.weight": torch.zeros(7)})),
+         r"01-of-02\.model\.pth: llma\.tok_embeddings\.weight has shape \(7,\), expected 2-D"),
+        (None, _edit_shard(1, lambda m: m.update(
+            {"llma.tok_embeddings.weight": torch.zeros(1000, DIM // 2)})),
+         r"01-of-02\.model\.pth: llma\.tok_embeddings\.weight .*another model"),
+        (None, _edit_shard(1, lambda m: m.update(
+            {"llma.output.weight": torch.zeros(1000, DIM)})),
+         r"lm_head\.weight: merged shape \(1160, 64\), expected \(320, 64\)"),
+        (None, lambda s: (s / "consolidated.00-of-02.model.pth").write_bytes(b"PK\x03\x04junk"),
+         r"00-of-02\.model\.pth: cannot be read"),
+        (None, _edit_shard(0, lambda m: m.clear()), r"00-of-02\.model\.pth: the checkpoint holds no"),
+    ],
+    ids=["list-llama-type", "dim-null", "n-heads-0", "1d-embedding", "other-vocab-embedding",
+         "other-vocab-output", "corrupt-shard", "empty-shard"],
+)  # fmt: skip
+def test_hostile_checkpoints_get_one_line_naming_file_and_key(
+    tmp_path, sentencepiece_file, tiny_encoder, vocab, edit_args, edit, message
+):
+    source = _edited_source(tmp_path, sentencepiece_file, tiny_encoder, vocab, edit_args, edit)
+    with pytest.raises(ConversionError, match=message) as info:
+        convert_accessory(source, tmp_path / "ours", encoder="sphinx-tiny")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "ours").exists()
+
+
+def test_deflated_shard_is_read_correctly(tmp_path, sentencepiece_file, tiny_encoder, vocab):
+    """A torch zip re-packed with deflate must give the real tensors (mmap would map the
+    compressed bytes), checked against the unsplit weights."""
+    import zipfile
+
+    source = _good_source(tmp_path, sentencepiece_file, tiny_encoder, vocab)
+    for path in sorted(source.glob("consolidated.*.pth")):
+        packed = path.with_suffix(".tmp")
+        with zipfile.ZipFile(path) as old, zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as new:
+            for info in old.infolist():
+                new.writestr(info.filename, old.read(info), zipfile.ZIP_DEFLATED)
+        packed.replace(path)
+    out = convert_accessory(source, tmp_path / "ours", encoder="sphinx-tiny")
+    llm = reference_weights(vocab, HEADS)
+    model = SphinxModel.from_pretrained(out)
+    torch.testing.assert_close(model.llm.lm_head.weight, llm["output.weight"])
+    torch.testing.assert_close(model.llm.model.embed_tokens.weight, llm["tok_embeddings.weight"])
+
+
+def test_replicated_weights_that_differ_warn_and_take_shard_0(
+    tmp_path, sentencepiece_file, tiny_encoder, vocab
+):
+    """The reference loads each shard into its own rank and warns; shard 0's copy is the one
+    a single-process model keeps."""
+    llm = reference_weights(vocab, HEADS)
+    edit = _edit_shard(1, lambda m: m["llma.norm.weight"].add_(1.0))
+    source = _edited_source(tmp_path, sentencepiece_file, tiny_encoder, vocab, edit=edit)
+    with pytest.warns(UserWarning, match=r"1 replicated weights differ.*llma\.norm\.weight"):
+        out = convert_accessory(source, tmp_path / "ours", encoder="sphinx-tiny")
+    model = SphinxModel.from_pretrained(out)
+    torch.testing.assert_close(model.llm.model.norm.weight, llm["norm.weight"])
+
+
+def test_first_release_layout_takes_llama_type_and_shape_by_hand(
+    tmp_path, sentencepiece_file, tiny_encoder, vocab, monkeypatch
+):
+    from sphinx_train import LlamaShape, llm
+
+    source = _good_source(tmp_path, sentencepiece_file, tiny_encoder, vocab)
+    for name in ("meta.json", "config.json", "tokenizer.model"):
+        (source / name).unlink()
+    monkeypatch.setitem(
+        llm.LLM_SHAPES, "test-64", LlamaShape(DIM, HIDDEN, LAYERS, HEADS, rms_norm_eps=EPS)
+    )
+    with pytest.raises(ConversionError, match=r"meta\.json: not found"):
+        convert_accessory(source, tmp_path / "ours", encoder="sphinx-tiny")
+    out = convert_accessory(
+        source, tmp_path / "ours", encoder="sphinx-tiny", llama_type="llama_ens5",
+        llm_args="test-64", tokenizer=sentencepiece_file,
+    )  # fmt: skip
+    model = SphinxModel.from_pretrained(out)
+    assert model.tiling.name == "sphinx-1k"
+    weights = reference_weights(vocab, HEADS)
+    tokens = [model.tokenizer.bos_id, *model.tokenizer.encode("A cat.")]
+    with torch.no_grad():
+        expected = meta_llama_logits(weights, weights["tok_embeddings.weight"][tokens], HEADS)
+        got = model.llm(torch.tensor([tokens])).logits[0]
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_load_pretrained_visual_encoder_builds_quick_gelu_clip(
+    tmp_path, sentencepiece_file, tiny_encoder, vocab
+):
+    """SPHINX's config.json flag makes the reference call open_clip with pretrained='openai',
+    which builds ViT-L-14 with QuickGELU."""
+    source = _edited_source(
+        tmp_path, sentencepiece_file, tiny_encoder, vocab,
+        edit_args=lambda a: a.update(load_pretrained_visual_encoder=True),
+    )  # fmt: skip
+    out = convert_accessory(source, tmp_path / "ours", encoder="sphinx-tiny")
+    config = json.loads((out / "config.json").read_text())["encoder_config"]
+    clips = [b for b in config["patch_encoders"] if "quick_gelu" in b]
+    assert clips and all(b["quick_gelu"] is True for b in clips)

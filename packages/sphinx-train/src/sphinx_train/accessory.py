@@ -251,7 +251,9 @@ def _llm_tensors(
         if name.endswith("q_proj.weight"):
             tensor = permute_for_hf_rope(tensor, shape.num_attention_heads)
         elif name.endswith("k_proj.weight"):
-            tensor = permute_for_hf_rope(tensor, shape.num_key_value_heads)
+            tensor = permute_for_hf_rope(
+                tensor, shape.num_key_value_heads or shape.num_attention_heads
+            )
         yield name, (tensor if dtype is None else tensor.to(dtype)).contiguous()
 
 
@@ -297,7 +299,7 @@ def _write_llm(
         if tuple(tensor.shape) != tuple(expected[name]):
             raise ConversionError(
                 f"{name}: merged shape {tuple(tensor.shape)}, expected {tuple(expected[name])} "
-                "from config.json"
+                "from config.json and the token embedding"
             )
         pending[name] = tensor
         pending_bytes += tensor.numel() * tensor.element_size()
@@ -315,11 +317,12 @@ def _write_llm(
     config.save_pretrained(folder)
 
 
-def _llm_args(source: Path, llm_args: dict | str | None) -> tuple[dict, Path]:
-    """The reference ModelArgs: config.json, or (first-release layout) given by hand."""
+def _llm_shape(source: Path, llm_args: dict | str | None) -> tuple[LlamaShape, dict, Path]:
+    """The LLM shape, the reference ModelArgs and where they came from: config.json, or (for
+    the first-release layout) a shape name or ModelArgs given by hand."""
     if llm_args is None:
-        return _read_json(source / "config.json"), source / "config.json"
-    if isinstance(llm_args, str):
+        args, where = _read_json(source / "config.json"), source / "config.json"
+    elif isinstance(llm_args, str):
         from sphinx_train.llm import LLM_SHAPES
 
         if llm_args not in LLM_SHAPES:
@@ -327,16 +330,10 @@ def _llm_args(source: Path, llm_args: dict | str | None) -> tuple[dict, Path]:
                 f"LLM shape {llm_args!r}: expected one of {sorted(LLM_SHAPES)} or reference "
                 "ModelArgs (dim, n_layers, n_heads, ...)"
             )
-        shape = LLM_SHAPES[llm_args]
-        return {
-            "dim": shape.hidden_size,
-            "n_layers": shape.num_hidden_layers,
-            "n_heads": shape.num_attention_heads,
-            "n_kv_heads": shape.num_key_value_heads,
-            "norm_eps": shape.rms_norm_eps,
-            "rope_theta": shape.rope_theta,
-        }, Path(f"LLM shape {llm_args}")
-    return dict(llm_args), Path("the given LLM arguments")
+        return LLM_SHAPES[llm_args], {}, Path(f"LLM shape {llm_args}")
+    else:
+        args, where = dict(llm_args), Path("the given LLM arguments")
+    return reference_shape(args, where), args, where
 
 
 def _encoder_config(encoder: str, args: dict) -> dict | str:
@@ -393,8 +390,7 @@ def convert_accessory(
             f"{source / 'meta.json'}: llama_type {llama_type!r} is not supported; "
             f"expected one of {sorted(LLAMA_TYPE_TO_TILING)}"
         )
-    args, args_source = _llm_args(source, llm_args)
-    shape = reference_shape(args, args_source)
+    shape, args, args_source = _llm_shape(source, llm_args)
     if not tokenizer_path.is_file():
         raise ConversionError(f"{tokenizer_path}: tokenizer not found")
     shards = find_shards(source)

@@ -106,6 +106,10 @@ def _chat(args: argparse.Namespace) -> int:
         raise ValueError("--draw needs --image")
     if args.question is None and not args.interactive:
         raise ValueError("give a question, or --interactive for a session")
+    if args.question is not None:
+        from sphinx_train.processor import check_conversation
+
+        check_conversation(args.question)
     if args.draw is not None:
         from sphinx_train._house import check_output
 
