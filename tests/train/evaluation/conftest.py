@@ -121,7 +121,8 @@ def mme_data(tmp_path):
 
 @pytest.fixture
 def mmbench_data(tmp_path):
-    path = tmp_path / "mmbench_dev_20230712.tsv"
+    (tmp_path / "mmbench").mkdir()
+    path = tmp_path / "mmbench" / "mmbench_dev_20230712.tsv"
     header = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image"]
     rows = ["\t".join(header)]
     rows.append("\t".join(["0", "What color?", "nan", "red", "blue", "green", "nan", "B", "c",
@@ -129,7 +130,7 @@ def mmbench_data(tmp_path):
     rows.append("\t".join(["1", "Which shape?", "A hint.", "circle", "square", "nan", "nan", "A",
                            "c", base64.b64encode(png_bytes(2)).decode()]))  # fmt: skip
     path.write_text("\n".join(rows) + "\n")
-    return tmp_path
+    return path.parent
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ same numbers for each sample as a batch-1 loop does."""
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -31,12 +30,6 @@ def sample_seed(base: int, key: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{base}:{key}".encode()).digest()[:8], "little") >> 1
 
 
-def _image(source):
-    from sphinx_tiling import load_image
-
-    return load_image(io.BytesIO(source) if isinstance(source, bytes) else source)
-
-
 def cut_answer(text: str, stop: str) -> str:
     """The reference's cut: up to the first stop string, right-stripped (untouched if absent)."""
     end = text.find(stop) if stop else -1
@@ -47,7 +40,7 @@ def decode(
     model, prompts: Sequence[str], images: Sequence, keys: Sequence[str], settings: DecodeSettings
 ) -> list[str]:
     """Answer rendered prompts (template already applied) about images (or None)."""
-    from sphinx_tiling import get_preset, tile_batch
+    from sphinx_tiling import get_preset, load_image, tile_batch
     from sphinx_train.batch import SphinxSample, collate
 
     tokenizer = model.require_tokenizer()
@@ -55,7 +48,7 @@ def decode(
     batch = collate(samples, pad_id=tokenizer.pad_id)
     owners = [row for row, image in enumerate(images) if image is not None]
     if owners:
-        tiled = tile_batch([_image(images[row]) for row in owners], get_preset(model.config.tiling))
+        tiled = tile_batch([load_image(images[row]) for row in owners], get_preset(model.config.tiling))
         batch.pixel_values, batch.image_index = tiled.pixel_values, tiled.image_index
         batch.image_owner = torch.tensor(owners, dtype=torch.long)
     return _decode_batch(model, batch, keys, settings)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sphinx_tasks import metrics
+from sphinx_tasks import Box, metrics
 from sphinx_train.evaluation import loaders
 from sphinx_train.evaluation.registry import EvalSample, EvalTask, Prompt, register_task
 
@@ -95,7 +95,7 @@ def _rec_score(samples, parsed, variant):
     from sphinx_tiling import Layout, plan_canvas
 
     answers = ["[" + ",".join(repr(v) for v in box) + "]" for box in parsed]
-    targets = [metrics.Box(*s.target) for s in samples]
+    targets = [Box(*s.target) for s in samples]
     sizes = [(s.meta["width"], s.meta["height"]) for s in samples]
     score = metrics.rec_score(answers, targets, sizes)
     result = {f"acc@{t}": _percent(v) for t, v in score.accuracy_at.items()}
@@ -105,7 +105,7 @@ def _rec_score(samples, parsed, variant):
         tiling = sample.meta.get("tiling", "sphinx")
         plan = plan_canvas(sample.meta["width"], sample.meta["height"], tiling)
         pixels = Layout.from_plan(plan, tiling).box_from_square(tuple(box))
-        pixel_hits += metrics.Box(*map(float, pixels)).iou(metrics.Box(*sample.target)) >= 0.5
+        pixel_hits += Box(*map(float, pixels)).iou(Box(*sample.target)) >= 0.5
     result["acc@0.5_pixels"] = _percent(pixel_hits / max(len(samples), 1))
     return result, list(score.ious)
 
