@@ -66,10 +66,12 @@ def test_bad_input_gives_one_line_error_and_no_partial_files(tmp_path, capsys):
 
 
 def test_unknown_preset_and_too_large_image(photo_file, tmp_path, capsys):
-    assert main([str(photo_file), "--preset", "nope", "--out", str(tmp_path)]) == 1
+    out = tmp_path / "out"
+    assert main([str(photo_file), "--preset", "nope", "--out", str(out)]) == 1
     assert "unknown preset 'nope'" in capsys.readouterr().err
-    assert main([str(photo_file), "--max-pixels", "1000", "--out", str(tmp_path)]) == 1
+    assert main([str(photo_file), "--max-pixels", "1000", "--out", str(out)]) == 1
     assert "exceeds max_pixels=1000" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_bad_usage_exits_2_and_help_explains_options():
@@ -83,5 +85,6 @@ def test_bad_usage_exits_2_and_help_explains_options():
         text=True,
         timeout=60,
     ).stdout
-    for option in ("--preset", "--out", "--show", "--max-pixels", "sphinx-2k"):
+    for option in ("--preset", "--out", "--show", "--max-pixels", "--overwrite", "--decoding",
+                   "--version", "sphinx-2k", "sphinx-light-1k", "examples:"):  # fmt: skip
         assert option in help_text

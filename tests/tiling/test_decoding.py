@@ -165,8 +165,9 @@ def test_sphinx_light_1k_is_llama_ens5_light_views(photos):
     # F.interpolate(image.half(), (512, 512), bicubic), then the four 512 quadrants.
     image = photos["chelsea"].resize((120, 90))
     x = padded_resize(image, 1024)
-    expected = [F.interpolate(x.half(), size=(512, 512), mode="bicubic").to(x)] + [
-        x[..., :512, :512], x[..., :512, 512:], x[..., 512:, :512], x[..., 512:, 512:]
+    expected = [
+        F.interpolate(x.half(), size=(512, 512), mode="bicubic").to(x),
+        x[..., :512, :512], x[..., :512, 512:], x[..., 512:, :512], x[..., 512:, 512:],
     ]  # fmt: skip
     views = tile_tensor(image, "sphinx-light-1k")
     assert views.shape == (5, 3, 512, 512)

@@ -39,7 +39,34 @@ _EXPORTS = {
     "UnknownNameError": "_house",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "CLIP_MEAN_RGB",
+    "DECODINGS",
+    "DEFAULT_MAX_PIXELS",
+    "NORMALIZATIONS",
+    "CanvasPlan",
+    "ClippedBox",
+    "ImageLoadError",
+    "Layout",
+    "Preset",
+    "TiledBatch",
+    "Tiling",
+    "UnknownNameError",
+    "ViewGeometry",
+    "__version__",
+    "get_preset",
+    "list_presets",
+    "load_image",
+    "pad_to_square",
+    "plan_canvas",
+    "register_preset",
+    "select_internvl_grid",
+    "select_llava_grid",
+    "tile",
+    "tile_batch",
+    "tile_tensor",
+    "to_rgb",
+]
 
 
 def __getattr__(name: str) -> Any:

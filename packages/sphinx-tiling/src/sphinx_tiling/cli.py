@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from importlib.metadata import version
 from pathlib import Path
 
 from ._house import run_cli, staged_dir
-from .images import CLIP_MEAN_RGB, DECODINGS, DEFAULT_MAX_PIXELS, load_image
+from .images import CLIP_MEAN_RGB, DECODINGS, DEFAULT_MAX_PIXELS
 from .layout import Layout
 from .presets import Preset, get_preset, list_presets
 
@@ -27,13 +28,20 @@ EPILOG = """examples:
 """
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the example epilog as written and preset names (sphinx-light-1k) unbroken."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Cut an image into encoder-sized views (PNG files) and write their layout "
         "(JSON: the geometry that maps boxes between pixels, the padded square and each view).",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("image", help="the image file to tile")
     parser.add_argument(
@@ -113,7 +121,7 @@ def run(
     `preset` is a Preset, a preset name or a .json/.yaml preset file. The folder is filled under a hidden staging name and renamed when complete, so an
     error or an interrupt leaves no partial output; a rerun replaces the whole folder.
     """
-    from .tiling import tile
+    from .tiling import decode, tile
 
     limit = max_pixels or None
     inputs = [image_path]
@@ -122,8 +130,7 @@ def run(
         preset = Preset.from_file(preset)
     preset = get_preset(preset)
     with staged_dir(out_dir, inputs, overwrite=overwrite, owns=OUTPUTS) as stage:
-        decoding = preset.decoding if decoding is None else decoding
-        image = load_image(image_path, max_pixels=limit, fill=preset.fill, decoding=decoding)
+        image, _ = decode(image_path, preset, limit, decoding)  # errors name the file
         tiling = tile(image, preset, max_pixels=limit, decoding=decoding)
         names = [f"view_{i:02d}.png" for i in range(len(tiling.views))]
         for name, view in zip(names, tiling.views, strict=True):

@@ -152,9 +152,13 @@ class Preset:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as err:
             raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-        data = _parse_yaml(path, text) if path.suffix in (".yaml", ".yml") else _parse_json(path, text)
+        data = (
+            _parse_yaml(path, text) if path.suffix in (".yaml", ".yml") else _parse_json(path, text)
+        )
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of preset fields, got {type(data).__name__}")
+            raise ValueError(
+                f"{path}: expected a mapping of preset fields, got {type(data).__name__}"
+            )
         try:
             return cls.from_dict(data)
         except (TypeError, ValueError) as err:

@@ -114,9 +114,7 @@ def tile_batch(
     with _pool(workers) as pool, _torch_threads(torch, 1 if one_thread else None):
         # Decode and plan first so the stacked output can be allocated; then each image's
         # views are written straight into its slice.
-        decoded = list(
-            pool.map(lambda image: decode(image, preset, max_pixels, decoding), images)
-        )
+        decoded = list(pool.map(lambda image: decode(image, preset, max_pixels, decoding), images))
         counts = [plan.n_views for _, plan in decoded]
         pixel_values = torch.empty(
             (sum(counts), 3, preset.side, preset.side), dtype=torch.float32, device=device
