@@ -1,6 +1,16 @@
 import pytest
 
-from sphinx_tasks import Box, convert_grounding, find_mentions
+from sphinx_tasks import (
+    GROUNDING_FORMATS,
+    Box,
+    UnknownNameError,
+    convert_grounding,
+    convert_grounding_result,
+    find_mentions,
+    get_grounding_format,
+    list_grounding_formats,
+    register_grounding_format,
+)
 from sphinx_tasks.foreign import kosmos_box, kosmos_patch_indices
 
 SIZE = (200, 100)  # square side 200, image 50 px below the square's top
@@ -90,3 +100,61 @@ def test_frame_change_needs_size_and_names_formats():
         convert_grounding("[0.1,0.1,0.2,0.2]", "sphinx", "qwen_vl")
     with pytest.raises(ValueError, match="unknown grounding format 'yolo'"):
         convert_grounding("x", "sphinx", "yolo")
+
+
+def test_names_are_per_mention():
+    mentions = find_mentions("<p>a</p> and <p>b</p> [0.1,0.1,0.2,0.2]", "sphinx")
+    assert [(m.name, m.boxes) for m in mentions] == [("b", [Box(0.1, 0.1, 0.2, 0.2)])]
+    qwen = find_mentions("<ref>a</ref> <ref>b</ref><box>(1,2),(3,4)</box>", "qwen_vl")
+    assert [m.name for m in qwen] == ["b"]
+    kosmos = (
+        "<phrase>a</phrase>x<phrase>b</phrase><object><patch_index_0000><patch_index_0033></object>"
+    )
+    assert [m.name for m in find_mentions(kosmos, "kosmos2")] == ["b"]
+
+
+@pytest.mark.parametrize("target", ["qwen_vl", "minigpt_v2", "florence2", "kosmos2"])
+def test_huge_finite_numbers_do_not_overflow(target):
+    result = convert_grounding_result(
+        "<p>x</p> [2e305,0,1,1] <p>y</p> [0.1,0.1,0.5,0.5]", "sphinx", target, (10, 10)
+    )
+    assert result.text.startswith("<p>x</p> [2e305,0,1,1] ")  # kept as written
+    assert any("2e+305 outside" in p for p in result.problems)
+    assert any("no usable box" in p for p in result.problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "bad"),
+    [
+        ("<ref>a</ref><box>(1001,0),(5,5)</box>", "qwen_vl", "1001 outside 0-1000"),
+        ("<p>a</p> {<101><0><5><5>}", "minigpt_v2", "101 outside 0-100"),
+        ("a<loc_1000><loc_0><loc_5><loc_5>", "florence2", "1000 outside 0-999"),
+        (
+            "<object><patch_index_1024><patch_index_0005></object>",
+            "kosmos2",
+            "1024 outside 0-1023",
+        ),
+    ],
+)
+def test_out_of_range_indices_and_bins_are_rejected_and_reported(text, fmt, bad):
+    (mention,) = find_mentions(text, fmt)
+    assert mention.boxes == []
+    assert any(bad in p for p in mention.problems)
+    result = convert_grounding_result(text, fmt, "sphinx", (10, 10))
+    assert result.text == text
+    assert any(bad in p for p in result.problems)
+
+
+def test_florence_leftover_tokens_are_reported():
+    (mention,) = find_mentions("car<loc_1><loc_2><loc_3><loc_4><loc_5>", "florence2")
+    assert len(mention.boxes) == 1
+    assert any("1 <loc_> tokens" in p for p in mention.problems)
+
+
+def test_format_registry_idiom():
+    assert list_grounding_formats("*2") == ["florence2", "kosmos2", "minigpt_v2"]
+    assert set(GROUNDING_FORMATS) == set(list_grounding_formats())
+    with pytest.raises(UnknownNameError, match="known: florence2, kosmos2"):
+        find_mentions("x", "yolo")
+    with pytest.raises(ValueError, match="already registered"):
+        register_grounding_format("sphinx", get_grounding_format("shikra"))

@@ -103,3 +103,34 @@ def test_reference_parse_is_strict():
 def test_bad_scale_is_a_usage_error():
     with pytest.raises(ValueError, match="scale"):
         parse_boxes("[1,2,3,4]", scale=0)
+
+
+@pytest.mark.parametrize("control", ["\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\u2028"])
+def test_unicode_separators_next_to_numbers_do_not_raise(control):
+    # str.split / \s treat these as whitespace but float() refuses them
+    text = f"<p>dog</p> [0.1{control},0.2,0.3,0.4] [0.1,0.2,0.3,0.4{control}]"
+    for parse in (parse_boxes, parse_detections, parse_keypoints):
+        assert isinstance(parse(text).problems, list)
+    assert parse_boxes(f"[0.1,0.2,0.3,0.4] [{control}0.5,0.5,0.6,0.6]").boxes[0] == Box(
+        0.1, 0.2, 0.3, 0.4
+    )
+
+
+def test_non_ascii_digits_are_not_numbers():
+    assert parse_boxes("[\u0661,0,0,0]").boxes == []  # ARABIC-INDIC DIGIT ONE
+
+
+def test_huge_and_non_finite_numbers_are_skipped_and_named():
+    result = parse_boxes("[1e400,0,0.5,0.5] [2e305,0,1,1] [0.1,0.1,0.2,0.2]")
+    assert result.boxes == [Box(0.1, 0.1, 0.2, 0.2)]
+    assert any("non-finite" in p for p in result.problems)
+    assert any("2e+305 outside" in p for p in result.problems)
+
+
+def test_a_name_never_spans_two_mentions():
+    result = parse_detections("<p>a</p> and <p>b</p> [0.1,0.1,0.2,0.2]")
+    assert [d.name for d in result.detections] == ["b"]
+    assert any("<p>a</p>" in p for p in result.problems)
+    # an unclosed opening is skipped, the next closed one names the boxes
+    unclosed = parse_detections("<p>x <p>cat</p> [0.1,0.1,0.2,0.2]")
+    assert [d.name for d in unclosed.detections] == ["cat"]
