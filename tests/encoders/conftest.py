@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from skimage import data
 from transformers import Blip2Config, Blip2Model
 
@@ -13,12 +14,12 @@ CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(3, 1, 1)
 
 
 def photo_views(n: int, side: int = 224, seed: int = 0) -> torch.Tensor:
-    """n different crops of skimage's astronaut, CLIP-normalised, (n, 3, side, side)."""
+    """n crops of skimage's astronaut (the whole 512 photo at side 512), CLIP-normalised."""
     image = torch.from_numpy(np.ascontiguousarray(data.astronaut())).permute(2, 0, 1).float() / 255
     rng = np.random.default_rng(seed)
     crops = []
     for _ in range(n):
-        y, x = rng.integers(0, image.shape[1] - side, size=2)
+        y, x = rng.integers(0, max(image.shape[1] - side, 1), size=2)
         crops.append(image[:, y : y + side, x : x + side])
     return (torch.stack(crops) - CLIP_MEAN) / CLIP_STD
 
@@ -76,3 +77,17 @@ def blip2_like(cfg) -> Blip2Model:
 @pytest.fixture(scope="session")
 def make_blip2():
     return blip2_like
+
+
+def _dinov2_pos_embed(stored: torch.Tensor, grid: int) -> torch.Tensor:
+    """DINOv2's interpolation: bicubic with scale (grid + 0.1) / pretraining grid."""
+    side = int((stored.shape[1] - 1) ** 0.5)
+    patch = stored[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    scale = (grid + 0.1) / side
+    patch = F.interpolate(patch, scale_factor=(scale, scale), mode="bicubic", align_corners=False)
+    return torch.cat([stored[:, :1], patch.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)], 1)
+
+
+@pytest.fixture(scope="session")
+def dinov2_pos():
+    return _dinov2_pos_embed

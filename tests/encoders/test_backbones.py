@@ -64,16 +64,7 @@ def test_convnext_resize_trunk_repeat_mean(tiny, views5):
     torch.testing.assert_close(grid[:, 4, 6], grid[:, 5, 7])
 
 
-def _dinov2_pos_embed(stored: torch.Tensor, grid: int) -> torch.Tensor:
-    """DINOv2's interpolation: bicubic with scale (grid + 0.1) / pretraining grid."""
-    side = int((stored.shape[1] - 1) ** 0.5)
-    patch = stored[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
-    scale = (grid + 0.1) / side
-    patch = F.interpolate(patch, scale_factor=(scale, scale), mode="bicubic", align_corners=False)
-    return torch.cat([stored[:, :1], patch.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)], 1)
-
-
-def test_dinov2_renormalisation_and_interpolated_positions(tiny, views5, clip_stats):
+def test_dinov2_renormalisation_and_interpolated_positions(tiny, views5, clip_stats, dinov2_pos):
     clip_mean, clip_std = clip_stats
     backbone = tiny.patch_encoders["dinov2"]
     cfg = backbone.config
@@ -88,7 +79,7 @@ def test_dinov2_renormalisation_and_interpolated_positions(tiny, views5, clip_st
     ).eval()
     state = backbone.vit.state_dict()
     assert state["pos_embed"].shape == (1, 37 * 37 + 1, cfg.embed_dim)
-    state["pos_embed"] = _dinov2_pos_embed(state["pos_embed"], 16)
+    state["pos_embed"] = dinov2_pos(state["pos_embed"], 16)
     peer.load_state_dict(state)
     with torch.no_grad():
         imagenet = (views5 * clip_std + clip_mean - IMAGENET_MEAN) / IMAGENET_STD
