@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sphinx_train._house import staged_dir
 from sphinx_train.evaluation.cache import ResponseWriter, read_responses, response_key
-from sphinx_train.evaluation.decode import REFERENCE_EVAL, DecodeSettings, decode
+from sphinx_train.evaluation.decoding import REFERENCE_EVAL, DecodeSettings, decode
 from sphinx_train.evaluation.registry import EvalSample, get_task
 
 OUTPUT_FILES = ("results.json", "results.md", "samples.jsonl")
