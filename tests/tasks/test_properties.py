@@ -1,5 +1,7 @@
 """Property tests: format -> parse round trips, and parsers that never raise."""
 
+import math
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -76,21 +78,62 @@ def test_keypoints_round_trip(points):
         assert abs(point.y - points[name][1]) <= 0.005 + 1e-9
 
 
-# Text made mostly of the characters the parsers look for, so that near-misses are common.
-model_text = st.text(alphabet="[]();,.-+eE0123456789 <>/p_ab\n{}", max_size=60) | st.text(
-    max_size=40
-)
+# Hostile text: pieces of every format's syntax, unclosed tags, control and unicode separator
+# characters, other digits, huge and non-finite numbers, glued together in any order.
+FRAGMENTS = [
+    "<p>", "</p>", "<ref>", "</ref>", "<phrase>", "</phrase>", "<object>", "</object>",
+    "<box>", "</box>", "<delim>", "<loc_", "<patch_index_", "</delimiter_of_multi_objects/>",
+    "[", "]", "(", ")", "{", "}", "<", ">", ",", ";", ".", "-", "+", "e", "_", " ", "\n", "a",
+    "0", "1", "0.5", "999", "1000", "1024", "0001", "1e400", "2e305", "-1e309", "nan", "inf",
+    "1" * 40, "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\u2028", "\u0661", "\x00", "\ud800",
+]  # fmt: skip
+hostile_text = st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join) | st.text(max_size=40)
+FUZZ = settings(deadline=5000, max_examples=400)
 
 
-@settings(deadline=None, max_examples=10_000)
-@given(model_text)
-def test_parsers_never_raise(text):
-    for parse in (parse_boxes, parse_detections, parse_keypoints):
-        result = parse(text)
-        assert isinstance(result.problems, list)
+@FUZZ
+@given(hostile_text)
+def test_parse_boxes_never_raises(text):
+    result = parse_boxes(text)
+    assert all(0 <= v <= 1 for box in result.boxes for v in box.as_tuple())
+
+
+@FUZZ
+@given(hostile_text)
+def test_parse_detections_never_raises(text):
+    result = parse_detections(text)
+    assert all(isinstance(d.name, str) and d.boxes for d in result.detections)
+
+
+@FUZZ
+@given(hostile_text)
+def test_parse_keypoints_never_raises(text):
+    result = parse_keypoints(text)
+    assert set(dict(result.keypoints.items())) <= set(COCO_KEYPOINT_NAMES)
+
+
+@FUZZ
+@given(hostile_text)
+def test_parse_box_reference_never_raises(text):
     assert isinstance(parse_box_reference(text), Box)
-    for fmt in GROUNDING_FORMATS:
-        find_mentions(text, fmt)
+
+
+@FUZZ
+@given(hostile_text, st.sampled_from(sorted(GROUNDING_FORMATS)))
+def test_find_mentions_never_raises(text, fmt):
+    for mention in find_mentions(text, fmt):
+        assert 0 <= mention.start <= mention.end <= len(text)
+        assert all(math.isfinite(v) for box in mention.boxes for v in box.as_tuple())
+
+
+@FUZZ
+@given(
+    hostile_text,
+    st.sampled_from(sorted(GROUNDING_FORMATS)),
+    st.sampled_from(sorted(GROUNDING_FORMATS)),
+)
+def test_convert_grounding_never_raises(text, source, target):
+    assert isinstance(convert_grounding(text, source, target, (37, 91)), str)
 
 
 # Worst-case coordinate error after sphinx -> format -> sphinx (square image, so the frames
