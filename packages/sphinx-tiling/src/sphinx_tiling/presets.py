@@ -71,7 +71,7 @@ class Preset:
             raise ValueError(f"preset {self.name!r}: {key}={value!r}, expected {expected}")
 
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"preset name={self.name!r}: expected a non-empty string")
+            raise ValueError(f"preset name={self.name!r}, expected a non-empty string")
         for key in ("rule", "decoding", "view_dtype", "description"):
             if not isinstance(getattr(self, key), str):
                 fail(key, "a string")
@@ -105,8 +105,12 @@ class Preset:
         if not all(_is_int(v) and 0 <= v <= 255 for v in fill):
             fail("fill", "three integers in 0..255")
         object.__setattr__(self, "fill", tuple(int(v) for v in fill))
-        if self.max_canvas_tiles * self.side * self.side > MAX_CANVAS_PIXELS:
-            fail("side", f"a canvas of at most {MAX_CANVAS_PIXELS} pixels (side^2 x tiles)")
+        tiles = self.max_canvas_tiles
+        if tiles * self.side * self.side > MAX_CANVAS_PIXELS:
+            raise ValueError(
+                f"preset {self.name!r}: up to {tiles} tiles of side={self.side} make a canvas of "
+                f"{tiles * self.side**2} pixels, expected at most {MAX_CANVAS_PIXELS}"
+            )
 
     @property
     def max_canvas_tiles(self) -> int:
