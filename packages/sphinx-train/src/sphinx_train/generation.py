@@ -332,6 +332,8 @@ class TextStreamer:
             safe = max(self.shown, len(text) - held)
             if text.endswith("\ufffd"):  # an unfinished multi-byte character
                 safe = min(safe, len(text) - 1)
+        if self.preset.strip != "none":  # trailing blanks may be stripped at the end
+            safe = max(self.shown, len(text[:safe].rstrip()))
         if safe > self.shown:
             self.write(text[self.shown : safe])
             self.shown = safe
