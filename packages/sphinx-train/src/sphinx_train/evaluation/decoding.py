@@ -10,8 +10,22 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-# The reference evaluation: temperature 0.1, top-p 0.75, answers cut at "###" and rstripped.
-REFERENCE_EVAL = {"temperature": 0.1, "top_p": 0.75, "stop": "###", "seed": 0}
+GENERATION_PRESET = "reference-eval"
+
+
+def _reference_eval() -> dict:
+    """sphinx_train.generation's "reference-eval" preset (temperature 0.1, top-p 0.75, cut at
+    "###" and rstripped, as the reference's eval scripts) in this module's terms."""
+    from sphinx_train.generation import get_generation_preset
+
+    preset = get_generation_preset(GENERATION_PRESET)
+    if preset.strip != "rstrip" or len(preset.stop_strings) != 1:
+        raise RuntimeError(f"generation preset {GENERATION_PRESET!r} changed its stop rule")
+    return {"temperature": preset.temperature, "top_p": preset.top_p,
+            "stop": preset.stop_strings[0], "seed": preset.seed or 0}  # fmt: skip
+
+
+REFERENCE_EVAL = _reference_eval()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,12 @@ from pathlib import Path
 
 from sphinx_train._house import staged_dir
 from sphinx_train.evaluation.cache import ResponseWriter, read_responses, response_key
-from sphinx_train.evaluation.decoding import REFERENCE_EVAL, DecodeSettings, decode
+from sphinx_train.evaluation.decoding import (
+    GENERATION_PRESET,
+    REFERENCE_EVAL,
+    DecodeSettings,
+    decode,
+)
 from sphinx_train.evaluation.registry import EvalSample, get_task
 
 OUTPUT_FILES = ("results.json", "results.md", "samples.jsonl")
@@ -175,7 +180,7 @@ def run_eval(model, options: EvalOptions, on_batch=None) -> dict | None:
     if options.rank != 0:
         return None
     info = {"task": options.task, "prompt": prompt_name, "variant": variant, "model": fingerprint,
-            "generation": settings_used.as_dict(), "date": datetime.datetime.now(
+            "generation": {"preset": GENERATION_PRESET, **settings_used.as_dict()}, "date": datetime.datetime.now(
                 datetime.UTC).isoformat(timespec="seconds")}  # fmt: skip
     _write_outputs(options, results, records, info)
     return results
