@@ -240,7 +240,9 @@ def _foreign_entries(folder: Path, owns: tuple[str, ...]) -> list[str]:
     return foreign
 
 
-def confined_path(root: str | os.PathLike[str], relative: str, *, what: str = "path") -> Path:
+def confined_path(
+    root: str | os.PathLike[str], relative: str, *, what: str = "path"
+) -> Path:
     """`root / relative` for a path read from data; absolute or `..` paths are refused."""
     if not isinstance(relative, str) or not relative:
         raise ValueError(f"{what} {relative!r}: expected a non-empty relative path string")
@@ -268,9 +270,10 @@ def unwrap_state_dict(obj: object, source: object) -> dict:
         if not wrapped:
             break
         obj = obj[wrapped[0]]
-    if not isinstance(obj, dict) or (
-        id(obj) in seen and any(isinstance(obj.get(key), dict) for key in STATE_DICT_WRAPPERS)
-    ):
+    looped = isinstance(obj, dict) and any(
+        isinstance(obj.get(key), dict) for key in STATE_DICT_WRAPPERS
+    )
+    if not isinstance(obj, dict) or looped:
         raise ValueError(
             f"{source}: expected a state dict (names -> tensors), possibly under "
             f"{'/'.join(STATE_DICT_WRAPPERS)}; found {type(obj).__name__}"

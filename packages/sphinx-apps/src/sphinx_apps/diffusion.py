@@ -51,7 +51,7 @@ class DiffusionInpainter:
         diffusers = require("diffusers", "diffusion", "DiffusionInpainter")
         self.device = self.torch.device(device)
         self.pipeline = diffusers.AutoPipelineForInpainting.from_pretrained(
-            folder, torch_dtype=getattr(self.torch, dtype_name(dtype))
+            folder, dtype=getattr(self.torch, dtype_name(dtype))
         ).to(self.device)
         self.pipeline.set_progress_bar_config(disable=True)
         self.side, self.steps, self.guidance_scale = side, steps, guidance_scale

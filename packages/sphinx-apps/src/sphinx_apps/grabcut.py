@@ -38,10 +38,10 @@ class GrabCutSegmenter:
         wx1, wy1 = max(0, x1 - pad_x), max(0, y1 - pad_y)
         wx2, wy2 = min(width, x2 + pad_x), min(height, y2 + pad_y)
         window = pixels[wy1:wy2, wx1:wx2]
-        # GrabCut needs some background: keep the rectangle one pixel inside the window.
-        rx1, ry1 = max(x1 - wx1, 1), max(y1 - wy1, 1)
-        rx2 = min(x2 - wx1, window.shape[1] - 1)
-        ry2 = min(y2 - wy1, window.shape[0] - 1)
+        rx1, ry1, rx2, ry2 = x1 - wx1, y1 - wy1, x2 - wx1, y2 - wy1
+        if (rx1, ry1, rx2, ry2) == (0, 0, window.shape[1], window.shape[0]):
+            # the box is the whole picture: GrabCut needs some background, take the border
+            rx1, ry1, rx2, ry2 = 1, 1, rx2 - 1, ry2 - 1
         full = np.zeros((height, width), dtype=bool)
         if rx2 - rx1 < 2 or ry2 - ry1 < 2:
             full[y1:y2, x1:x2] = True  # too thin to model: the box itself

@@ -100,7 +100,8 @@ def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
         return mask.copy()
     import cv2
 
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    offsets = np.arange(-pixels, pixels + 1)
+    kernel = (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= pixels**2).astype(np.uint8)
     return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
 
 

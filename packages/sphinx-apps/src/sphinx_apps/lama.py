@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,9 @@ class LamaInpainter:
         self.torch = require("torch", "lama", "LamaInpainter")
         self.device, self.side = self.torch.device(device), side
         try:
-            self.model = self.torch.jit.load(str(path), map_location=self.device).eval()
+            with warnings.catch_warnings():  # big-lama ships as TorchScript; nothing to switch to
+                warnings.simplefilter("ignore", FutureWarning)
+                self.model = self.torch.jit.load(str(path), map_location=self.device).eval()
         except RuntimeError as error:
             raise ValueError(f"{path}: not a TorchScript model ({error})") from None
 
