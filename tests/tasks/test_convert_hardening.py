@@ -1,7 +1,6 @@
 """Converters and the CLI on hostile or wrong input: one line naming it, nothing lost."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -62,8 +61,18 @@ def test_interrupt_exits_130_with_one_line_and_nothing_partial(tmp_path, signum)
     source.write_text(json.dumps(questions))
     out = tmp_path / "o.jsonl"
     process = subprocess.Popen(
-        [sys.executable, "-m", "sphinx_tasks.cli", "convert", str(source), "--format", "gqa",
-         "--out", str(out), "--no-progress"],
+        [
+            sys.executable,
+            "-m",
+            "sphinx_tasks.cli",
+            "convert",
+            str(source),
+            "--format",
+            "gqa",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -94,7 +103,8 @@ COCO = {"categories": [{"id": 1, "name": "dog"}]}
 def coco(images=None, annotations=None):
     return {
         "images": images or [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
-        "annotations": annotations or [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5]}],
+        "annotations": annotations
+        or [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5]}],
         **COCO,
     }
 
@@ -102,38 +112,67 @@ def coco(images=None, annotations=None):
 @pytest.mark.parametrize(
     ("data", "fmt", "message"),
     [
-        ({"q": {"imageId": "1", "question": "Q?", "answer": ["x"]}}, "gqa",
-         "FILE: question 'q': key 'answer': expected a string, found an array ['x']"),
-        ([{"image": 5, "question": "Q?", "answers": []}], "vizwiz",
-         "FILE: [0]: key 'image': expected a string, found a number 5"),
-        (coco(annotations=[{"id": 1, "image_id": [1], "category_id": 1, "bbox": [0, 0, 5, 5]}]),
-         "coco-detection",
-         "FILE: annotations[0]: key 'image_id': expected an integer or string id, found an array [1]"),
-        (coco(annotations=[{"id": 1, "image_id": 1, "bbox": [0, 0, 5, 5]}]), "coco-detection",
-         "FILE: annotations[0]: key 'category_id': expected an integer or string id, "
-         "found nothing (the key is missing)"),
-        (coco(images=[{"id": 1, "file_name": "a.jpg", "width": 0.5, "height": 10}]), "coco-detection",
-         "FILE: images[0]: key 'width': expected a positive whole number of pixels, found a number 0.5"),
-        (coco(images=[{"id": 1, "file_name": "a.jpg", "width": 1e400, "height": 10}]), "coco-detection",
-         "FILE: images[0]: key 'width': expected a positive whole number of pixels, found a number inf"),
-        (coco(annotations=[{"id": 1, "image_id": 1, "keypoints": "1 2 3", "bbox": [0, 0, 5, 5]}]),
-         "coco-keypoints",
-         "FILE: annotations[0]: key 'keypoints': expected an array of some finite numbers, "
-         "found a string '1 2 3'"),
-        ([{"split": "train", "ann_id": 1719310, "sentences": 3}], "refcoco-refs",
-         "FILE: refs[0]: key 'sentences': expected an array, found a number 3"),
+        (
+            {"q": {"imageId": "1", "question": "Q?", "answer": ["x"]}},
+            "gqa",
+            "FILE: question 'q': key 'answer': expected a string, found an array ['x']",
+        ),
+        (
+            [{"image": 5, "question": "Q?", "answers": []}],
+            "vizwiz",
+            "FILE: [0]: key 'image': expected a string, found a number 5",
+        ),
+        (
+            coco(annotations=[{"id": 1, "image_id": [1], "category_id": 1, "bbox": [0, 0, 5, 5]}]),
+            "coco-detection",
+            "FILE: annotations[0]: key 'image_id': expected an integer or string id, found an array [1]",
+        ),
+        (
+            coco(annotations=[{"id": 1, "image_id": 1, "bbox": [0, 0, 5, 5]}]),
+            "coco-detection",
+            "FILE: annotations[0]: key 'category_id': expected an integer or string id, "
+            "found nothing (the key is missing)",
+        ),
+        (
+            coco(images=[{"id": 1, "file_name": "a.jpg", "width": 0.5, "height": 10}]),
+            "coco-detection",
+            "FILE: images[0]: key 'width': expected a positive whole number of pixels, found a number 0.5",
+        ),
+        (
+            coco(images=[{"id": 1, "file_name": "a.jpg", "width": 1e400, "height": 10}]),
+            "coco-detection",
+            "FILE: images[0]: key 'width': expected a positive whole number of pixels, found a number inf",
+        ),
+        (
+            coco(
+                annotations=[{"id": 1, "image_id": 1, "keypoints": "1 2 3", "bbox": [0, 0, 5, 5]}]
+            ),
+            "coco-keypoints",
+            "FILE: annotations[0]: key 'keypoints': expected an array of some finite numbers, "
+            "found a string '1 2 3'",
+        ),
+        (
+            [{"split": "train", "ann_id": 1719310, "sentences": 3}],
+            "refcoco-refs",
+            "FILE: refs[0]: key 'sentences': expected an array, found a number 3",
+        ),
         ([1, 2, 3], "aokvqa", "FILE: [0]: expected a JSON object, found a number 1"),
     ],
 )
 def test_wrong_field_types_are_one_line_naming_file_record_and_key(tmp_path, data, fmt, message):
-    options = {"annotations": FIXTURES / "refcoco_refs/instances.json"} if fmt == "refcoco-refs" else {}
+    options = (
+        {"annotations": FIXTURES / "refcoco_refs/instances.json"} if fmt == "refcoco-refs" else {}
+    )
     assert convert_text(tmp_path, "data.json", data, fmt, **options) == message
 
 
 def test_vqa_image_id_must_be_an_integer(tmp_path):
     answers = tmp_path / "answers.json"
     answers.write_text('{"annotations": [{"question_id": 1, "multiple_choice_answer": "yes"}]}')
-    questions = {"data_subtype": "val2014", "questions": [{"question_id": 1, "image_id": "abc", "question": "Q?"}]}
+    questions = {
+        "data_subtype": "val2014",
+        "questions": [{"question_id": 1, "image_id": "abc", "question": "Q?"}],
+    }
     assert convert_text(tmp_path, "q.json", questions, "vqav2", annotations=answers) == (
         "FILE: questions[0]: key 'image_id': expected an integer, found a string 'abc'"
     )
@@ -148,20 +187,32 @@ def test_data_paths_cannot_escape_the_image_prefix(tmp_path, name):
 
 def test_nan_boxes_are_skipped_not_flattened(tmp_path):
     path = tmp_path / "data.json"
-    path.write_text(json.dumps(coco(annotations=[
-        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5]},
-        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [50, 50, 5, 5]},
-    ])).replace("[0, 0, 5, 5]", "[NaN, 0, 5, 5]", 1))
+    path.write_text(
+        json.dumps(
+            coco(
+                annotations=[
+                    {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5]},
+                    {"id": 2, "image_id": 1, "category_id": 1, "bbox": [50, 50, 5, 5]},
+                ]
+            )
+        ).replace("[0, 0, 5, 5]", "[NaN, 0, 5, 5]", 1)
+    )
     with pytest.raises(ConversionError, match="key 'bbox': expected an array of 4 finite numbers"):
         list(iter_records(path, "coco-detection"))
 
 
 def test_box_outside_the_image_is_skipped_and_counted(tmp_path):
     path = tmp_path / "data.json"
-    path.write_text(json.dumps(coco(annotations=[
-        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5]},
-        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [50, 50, 5, 5]},
-    ])))
+    path.write_text(
+        json.dumps(
+            coco(
+                annotations=[
+                    {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5]},
+                    {"id": 2, "image_id": 1, "category_id": 1, "bbox": [50, 50, 5, 5]},
+                ]
+            )
+        )
+    )
     items = list(iter_records(path, "coco-detection"))
     assert [i.reason for i in items if isinstance(i, Skip)] == ["box outside the image"]
     # 10 x 10 image: xywh (0, 0, 5, 5) -> [0.00,0.00,0.50,0.50]
@@ -181,16 +232,22 @@ def test_flickr_box_missing_a_corner_or_inverted_is_skipped(tmp_path):
         "</bndbox></object></annotation>"
     )
     items = list(iter_records(tmp_path, "flickr30k-entities"))
-    assert [i.reason for i in items if isinstance(i, Skip)] == ["box with a missing or non-numeric corner"]
+    assert [i.reason for i in items if isinstance(i, Skip)] == [
+        "box with a missing or non-numeric corner"
+    ]
     # the inverted box is dropped; (1, 1, 51, 101) -> (0, 0, 50, 100) / 100
-    assert items[-1]["conversations"][1]["value"] == "A man and <p>a dog</p> [0.00,0.00,0.50,1.00] ."
+    assert (
+        items[-1]["conversations"][1]["value"] == "A man and <p>a dog</p> [0.00,0.00,0.50,1.00] ."
+    )
 
 
 def test_flickr_phrase_pattern_is_linear(tmp_path):
     (tmp_path / "Sentences").mkdir()
     (tmp_path / "Annotations").mkdir()
     (tmp_path / "Sentences/1.txt").write_text("[/EN#1" + "/type" * 5000 + "\n")
-    (tmp_path / "Annotations/1.xml").write_text("<annotation><filename>1.jpg</filename></annotation>")
+    (tmp_path / "Annotations/1.xml").write_text(
+        "<annotation><filename>1.jpg</filename></annotation>"
+    )
     start = time.perf_counter()
     items = list(iter_records(tmp_path, "flickr30k-entities", ConvertOptions()))
     assert time.perf_counter() - start < 2  # exponential before: 24 parts took 3.4 s

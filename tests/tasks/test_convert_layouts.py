@@ -18,7 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from sphinx_tasks.converters import ConversionError, ConvertOptions, EmbeddedImage, Skip, convert, iter_records
+from sphinx_tasks.converters import (
+    ConversionError,
+    ConvertOptions,
+    EmbeddedImage,
+    Skip,
+    convert,
+    iter_records,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHORT = "\nAnswer the question using a single word or phrase."
@@ -49,11 +56,20 @@ def test_lvis_derives_the_file_from_coco_url(tmp_path):
         tmp_path / "lvis_v1_val.json",
         {
             "images": [
-                {"id": 397133, "width": 200, "height": 100, "neg_category_ids": [],
-                 "coco_url": "http://images.cocodataset.org/val2017/000000397133.jpg"}
+                {
+                    "id": 397133,
+                    "width": 200,
+                    "height": 100,
+                    "neg_category_ids": [],
+                    "coco_url": "http://images.cocodataset.org/val2017/000000397133.jpg",
+                }
             ],
-            "annotations": [{"id": 1, "image_id": 397133, "category_id": 3, "bbox": [20, 10, 100, 50]}],
-            "categories": [{"id": 3, "name": "aerosol_can", "synonyms": ["aerosol_can", "spray_can"]}],
+            "annotations": [
+                {"id": 1, "image_id": 397133, "category_id": 3, "bbox": [20, 10, 100, 50]}
+            ],
+            "categories": [
+                {"id": 3, "name": "aerosol_can", "synonyms": ["aerosol_can", "spray_can"]}
+            ],
         },
     )
     records, skips = run(path, "lvis")
@@ -92,10 +108,18 @@ def ocrvqa_file(tmp_path):
     return write_json(
         tmp_path / "dataset.json",
         {
-            "B1": {"imageURL": "http://ecx.images-amazon.com/images/I/51Y1Z.jpg",
-                   "questions": ["Who wrote this book?"], "answers": ["Erin"], "split": 1},
-            "B2": {"imageURL": "http://ecx.images-amazon.com/images/I/61ABC.gif",
-                   "questions": ["Is this a comedy book?"], "answers": ["No"], "split": 2},
+            "B1": {
+                "imageURL": "http://ecx.images-amazon.com/images/I/51Y1Z.jpg",
+                "questions": ["Who wrote this book?"],
+                "answers": ["Erin"],
+                "split": 1,
+            },
+            "B2": {
+                "imageURL": "http://ecx.images-amazon.com/images/I/61ABC.gif",
+                "questions": ["Is this a comedy book?"],
+                "answers": ["No"],
+                "split": 2,
+            },
             "B3": {"imageURL": "http://x/y.png", "questions": ["Q?"], "answers": ["A"], "split": 3},
         },
     )
@@ -116,17 +140,34 @@ def test_ocrvqa_honours_split_and_url_extension(tmp_path):
 def test_textvqa_with_reference_ocr_tokens(tmp_path):
     questions = write_json(
         tmp_path / "TextVQA_0.5.1_val.json",
-        {"dataset_name": "textvqa", "data": [
-            {"question": "what is the brand of this camera?", "image_id": "003a8ae2ef43b901",
-             "image_classes": ["Camera"], "image_width": 1024, "image_height": 664,
-             "answers": ["dakota"] * 6 + ["dakota digital"] * 4, "question_id": 34602,
-             "set_name": "val"},
-            {"question": "what?", "image_id": "ffff", "question_id": 1, "set_name": "test"},
-        ]},
+        {
+            "dataset_name": "textvqa",
+            "data": [
+                {
+                    "question": "what is the brand of this camera?",
+                    "image_id": "003a8ae2ef43b901",
+                    "image_classes": ["Camera"],
+                    "image_width": 1024,
+                    "image_height": 664,
+                    "answers": ["dakota"] * 6 + ["dakota digital"] * 4,
+                    "question_id": 34602,
+                    "set_name": "val",
+                },
+                {"question": "what?", "image_id": "ffff", "question_id": 1, "set_name": "test"},
+            ],
+        },
     )
     ocr = write_json(
         tmp_path / "TextVQA_Rosetta_OCR_v0.2_val.json",
-        {"data": [{"image_id": "003a8ae2ef43b901", "ocr_tokens": ["DAKOTA", "DIGITAL"], "ocr_info": []}]},
+        {
+            "data": [
+                {
+                    "image_id": "003a8ae2ef43b901",
+                    "ocr_tokens": ["DAKOTA", "DIGITAL"],
+                    "ocr_info": [],
+                }
+            ]
+        },
     )
     records, skips = run(questions, "textvqa", annotations=ocr)
     assert skips == ["question without answers (test split)"]
@@ -134,7 +175,8 @@ def test_textvqa_with_reference_ocr_tokens(tmp_path):
     # the paper's prompt: "{question}\nReference OCR token: {OCR}\nAnswer the question ..."
     assert turns(records[0]) == [
         (
-            "<image>\nwhat is the brand of this camera?\nReference OCR token: DAKOTA, DIGITAL" + SHORT,
+            "<image>\nwhat is the brand of this camera?\nReference OCR token: DAKOTA, DIGITAL"
+            + SHORT,
             "dakota",
         )
     ]
@@ -145,17 +187,32 @@ def test_textvqa_with_reference_ocr_tokens(tmp_path):
 def test_vsr_jsonl(tmp_path):
     path = tmp_path / "train.jsonl"
     rows = [
-        {"image": "000000050403.jpg", "image_link": "http://images.cocodataset.org/train2017/000000050403.jpg",
-         "caption": "The teddy bear is in front of the person.", "label": 1, "relation": "in front of"},
-        {"image": "000000239417.jpg", "image_link": "http://images.cocodataset.org/val2017/000000239417.jpg",
-         "caption": "The bench is at the right side of the train.", "label": 0},
+        {
+            "image": "000000050403.jpg",
+            "image_link": "http://images.cocodataset.org/train2017/000000050403.jpg",
+            "caption": "The teddy bear is in front of the person.",
+            "label": 1,
+            "relation": "in front of",
+        },
+        {
+            "image": "000000239417.jpg",
+            "image_link": "http://images.cocodataset.org/val2017/000000239417.jpg",
+            "caption": "The bench is at the right side of the train.",
+            "label": 0,
+        },
     ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     records, _ = run(path, "vsr")
-    assert [r["image"] for r in records] == ["train2017/000000050403.jpg", "val2017/000000239417.jpg"]
+    assert [r["image"] for r in records] == [
+        "train2017/000000050403.jpg",
+        "val2017/000000239417.jpg",
+    ]
     assert turns(records[1]) == [
-        ('<image>\nIs the following statement "The bench is at the right side of the train." '
-         "true or false?" + SHORT, "false")
+        (
+            '<image>\nIs the following statement "The bench is at the right side of the train." '
+            "true or false?" + SHORT,
+            "false",
+        )
     ]
     assert turns(records[0])[0][1] == "true"
 
@@ -164,18 +221,35 @@ def test_scienceqa(tmp_path):
     path = write_json(
         tmp_path / "problems.json",
         {
-            "5": {"question": "Which could Gordon's test show?", "choices": ["if damaged", "how steady"],
-                  "answer": 1, "hint": "Gordon was an engineer.", "image": "image.png", "split": "test"},
-            "12": {"question": "Which word is a noun?", "choices": ["run", "cat", "blue"], "answer": 1,
-                   "hint": "", "image": None, "split": "train", "lecture": "", "solution": ""},
+            "5": {
+                "question": "Which could Gordon's test show?",
+                "choices": ["if damaged", "how steady"],
+                "answer": 1,
+                "hint": "Gordon was an engineer.",
+                "image": "image.png",
+                "split": "test",
+            },
+            "12": {
+                "question": "Which word is a noun?",
+                "choices": ["run", "cat", "blue"],
+                "answer": 1,
+                "hint": "",
+                "image": None,
+                "split": "train",
+                "lecture": "",
+                "solution": "",
+            },
         },
     )
     records, skips = run(path, "scienceqa")
     assert skips == ["problem outside split 'train'"]
     assert "image" not in records[0]
     assert turns(records[0]) == [
-        ("Which word is a noun?\nA. run\nB. cat\nC. blue\n"
-         "Answer with the option's letter from the given choices directly.", "B")
+        (
+            "Which word is a noun?\nA. run\nB. cat\nC. blue\n"
+            "Answer with the option's letter from the given choices directly.",
+            "B",
+        )
     ]
     records, _ = run(path, "scienceqa", split="test")
     assert records[0]["image"] == "test/5/image.png"
@@ -224,12 +298,19 @@ def test_sharegpt_text_only_with_system_role(tmp_path):
     path = write_json(
         tmp_path / "sharegpt.json",
         [
-            {"id": "a", "conversations": [
-                {"from": "system", "value": "Be brief."},
-                {"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"},
-                {"from": "human", "value": "unanswered"}]},
-            {"id": "b", "conversations": [
-                {"from": "human", "value": "x"}, {"from": "human", "value": "y"}]},
+            {
+                "id": "a",
+                "conversations": [
+                    {"from": "system", "value": "Be brief."},
+                    {"from": "human", "value": "Hi"},
+                    {"from": "gpt", "value": "Hello"},
+                    {"from": "human", "value": "unanswered"},
+                ],
+            },
+            {
+                "id": "b",
+                "conversations": [{"from": "human", "value": "x"}, {"from": "human", "value": "y"}],
+            },
         ],
     )
     records, skips = run(path, "sharegpt")
@@ -246,15 +327,25 @@ def test_detailed_captions_from_sharegpt4v_layout(tmp_path):
     path = write_json(
         tmp_path / "sharegpt4v_instruct.json",
         [
-            {"id": "1", "image": "coco/train2017/000000000009.jpg", "conversations": [
-                {"from": "human", "value": "What do you see happening in this image?\n<image>"},
-                {"from": "gpt", "value": "A plate of food sits on a table. "}]},
+            {
+                "id": "1",
+                "image": "coco/train2017/000000000009.jpg",
+                "conversations": [
+                    {"from": "human", "value": "What do you see happening in this image?\n<image>"},
+                    {"from": "gpt", "value": "A plate of food sits on a table. "},
+                ],
+            },
             {"id": "2", "image": "sam/images/sa_1.jpg", "caption": "A street at dusk."},
         ],
     )
     records, _ = run(path, "detailed-captions")
     assert [turns(r) for r in records] == [
-        [("<image>\nGenerate a detailed description about the image.", "A plate of food sits on a table.")],
+        [
+            (
+                "<image>\nGenerate a detailed description about the image.",
+                "A plate of food sits on a table.",
+            )
+        ],
         [("<image>\nGenerate a detailed description about the image.", "A street at dusk.")],
     ]
     assert records[0]["image"] == "coco/train2017/000000000009.jpg"

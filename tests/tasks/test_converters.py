@@ -281,7 +281,9 @@ def test_image_folder_with_synset_names(tmp_path):
 
 
 def test_unknown_format_and_missing_source():
-    with pytest.raises(ConversionError, match="unknown dataset format 'nope'; known: aokvqa, coco-detection"):
+    with pytest.raises(
+        ConversionError, match="unknown dataset format 'nope'; known: aokvqa, coco-detection"
+    ):
         iter_records(FIXTURES, "nope")
     with pytest.raises(ConversionError, match="no such file"):
         iter_records(FIXTURES / "missing.json", "gqa")

@@ -100,7 +100,10 @@ def test_early_syntax_error_is_found_without_reading_the_file(tmp_path, monkeypa
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert message == f"{path}: invalid JSON: Expecting property name enclosed in double quotes (at byte 10)"
+    assert (
+        message
+        == f"{path}: invalid JSON: Expecting property name enclosed in double quotes (at byte 10)"
+    )
     assert path.stat().st_size > 8_000_000
     assert peak < 2_000_000  # a few 64 KiB chunks, not the 9 MB file
 

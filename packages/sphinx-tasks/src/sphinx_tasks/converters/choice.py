@@ -40,7 +40,9 @@ def scienceqa(path: Path, options: ConvertOptions) -> Iterator[Record | Skip]:
             _choice_prompt(item.text("question"), item.text("hint", "")), choices
         )
         image_name = item.text("image", None)
-        image = options.image_path(f"{wanted}/{key}/{image_name}", item.where) if image_name else None
+        image = (
+            options.image_path(f"{wanted}/{key}/{image_name}", item.where) if image_name else None
+        )
         letter = ins.option_letters(len(choices))[answer]
         yield record(image, [(prompt, letter)], "multiple_choice", "scienceqa")
 
@@ -121,5 +123,3 @@ def mmbench(path: Path, options: ConvertOptions) -> Iterator[Record | Skip]:
         question = _choice_prompt(_present(row.get("question")), _present(row.get("hint")))
         prompt = ins.mmbench_instruction(question, options_text)
         yield record(image, [(prompt, answer)], "multiple_choice", options.source_name or "mmbench")
-
-

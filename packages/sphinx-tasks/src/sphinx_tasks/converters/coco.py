@@ -155,9 +155,7 @@ def _detections(
             yield path_in_record, sorted(grouped.items(), key=lambda kv: order[kv[0]])
 
 
-def _detection_records(
-    path: Path, options: ConvertOptions, source: str
-) -> Iterator[Record | Skip]:
+def _detection_records(path: Path, options: ConvertOptions, source: str) -> Iterator[Record | Skip]:
     for item in _detections(path, options):
         if isinstance(item, Skip):
             yield item
@@ -192,7 +190,9 @@ def document_layout(path: Path, options: ConvertOptions) -> Iterator[Record | Sk
             yield item
             continue
         image_path, detections = item
-        yield record(image_path, [(ins.DETECT_TEXTS, format_detections(detections))], "layout", source)
+        yield record(
+            image_path, [(ins.DETECT_TEXTS, format_detections(detections))], "layout", source
+        )
 
 
 def _square_keypoints(frame: SquareFrame, flat: list[float]) -> Keypoints:

@@ -28,9 +28,7 @@ def _kind(value: object) -> str:
 
 
 def _finite(value: object) -> bool:
-    return (
-        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    )
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class Fields:

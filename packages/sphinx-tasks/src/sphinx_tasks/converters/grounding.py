@@ -176,4 +176,6 @@ def visual_genome_relations(path: Path, options: ConvertOptions) -> Iterator[Rec
             yield Skip("image without usable relationships")
             continue
         for chunk in chunks(turns, options.max_turns):
-            yield record(options.image_path(relative, item.where), chunk, "relation", "visual_genome")
+            yield record(
+                options.image_path(relative, item.where), chunk, "relation", "visual_genome"
+            )

@@ -214,7 +214,9 @@ def iter_lines(path: str | PathLike) -> Iterator[tuple[int, Any]]:
             try:
                 line = handle.readline()
             except UnicodeDecodeError as exc:
-                raise JsonStreamError(f"{path}:{number + 1}: not UTF-8 text ({exc.reason})") from None
+                raise JsonStreamError(
+                    f"{path}:{number + 1}: not UTF-8 text ({exc.reason})"
+                ) from None
             if not line:
                 return
             number += 1

@@ -18,7 +18,7 @@ from .jsonstream import iter_array
 class _DataOnlyUnpickler(pickle.Unpickler):
     """Builds dicts, lists, tuples, strings and numbers; refuses every global reference."""
 
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - never returns
+    def find_class(self, module: str, name: str):
         raise pickle.UnpicklingError(
             f"refuses to load {module}.{name}: only builtin containers and scalars are allowed"
         )
@@ -49,5 +49,3 @@ def iter_refs(path: Path) -> Iterator[Fields]:
         refs = iter_array(path)
     for index, ref in enumerate(refs):
         yield Fields(ref, f"{path}: refs[{index}]")
-
-

@@ -19,7 +19,9 @@ _SPLIT_IN_NAME = re.compile(r"(train|val|test)(\d{4})?")
 def _answer_texts(item: Fields, key: str = "answers") -> list[str]:
     """Non-empty ``answer`` strings of a list of answer objects."""
     answers = item.array(key, [])
-    texts = [Fields(a, f"{item.where}: {key}[{i}]").text("answer", "") for i, a in enumerate(answers)]
+    texts = [
+        Fields(a, f"{item.where}: {key}[{i}]").text("answer", "") for i, a in enumerate(answers)
+    ]
     return [text for text in texts if text]
 
 
