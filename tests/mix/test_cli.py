@@ -158,7 +158,7 @@ def test_sigterm_mid_run_exits_130_and_leaves_nothing(tmp_path, kit):
         text=True,
     )
     deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".out.incomplete-*/model-*.safetensors")):
+    while not list(tmp_path.glob(".out.staging-*/model-*.safetensors")):
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.02)

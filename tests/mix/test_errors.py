@@ -104,7 +104,7 @@ def _with_length(header: bytes) -> bytes:
             _with_length(b'{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}}') + bytes(8),
             "do not hold a F32 tensor of shape [4]",
         ),
-        (_with_length(b'{"w":{"dtype":"Q9","x":1}}'), "expected dtype, shape and data_offsets"),
+        (_with_length(b'{"w":{"dtype":"Q9","x":1}}'), "expected a known dtype, a shape and two data_offsets"),
     ],
 )
 def test_corrupt_safetensors_header(tmp_path, kit, payload, reason):

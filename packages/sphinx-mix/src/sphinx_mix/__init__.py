@@ -1,28 +1,38 @@
-"""Streaming weight mixing of checkpoints: linear mixes, task arithmetic, model soups."""
+"""Streaming weight mixing of checkpoints: linear mixes, task arithmetic, model soups.
 
+Public names are imported on first use, so ``sphinx-mix --help`` does not wait for torch.
+"""
+
+from importlib import import_module
 from importlib.metadata import version as _version
-
-from .checkpoint import open_checkpoint
-from .errors import MixError
-from .ops import GreedySoupResult, SoupStep, greedy_soup, linear, task_arithmetic, uniform_soup
-from .options import MixOptions
-from .recipe import MixRecipe, load_recipe
-from .selection import WeightRule
 
 __version__ = _version("sphinx-mix")
 
-__all__ = [
-    "GreedySoupResult",
-    "MixError",
-    "MixOptions",
-    "MixRecipe",
-    "SoupStep",
-    "WeightRule",
-    "__version__",
-    "greedy_soup",
-    "linear",
-    "load_recipe",
-    "open_checkpoint",
-    "task_arithmetic",
-    "uniform_soup",
-]
+_EXPORTS = {
+    "GreedySoupResult": ".ops",
+    "MixError": ".errors",
+    "MixOptions": ".options",
+    "MixRecipe": ".recipe",
+    "SoupStep": ".ops",
+    "WeightRule": ".selection",
+    "greedy_soup": ".ops",
+    "linear": ".ops",
+    "load_recipe": ".recipe",
+    "open_checkpoint": ".checkpoint",
+    "task_arithmetic": ".ops",
+    "uniform_soup": ".ops",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'sphinx_mix' has no attribute {name!r}")
+    value = getattr(import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

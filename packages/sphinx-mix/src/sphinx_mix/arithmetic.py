@@ -11,6 +11,11 @@ from collections.abc import Sequence
 import torch
 
 CHUNK_ELEMENTS = 1 << 18
+_FLOAT8 = {
+    getattr(torch, name)
+    for name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+    if hasattr(torch, name)
+}
 
 
 class Combiner:
@@ -23,6 +28,12 @@ class Combiner:
         self.device = device
         self.chunk = chunk
         self._buffers = [torch.empty(chunk, dtype=compute_dtype, device=device) for _ in range(3)]
+
+    def _widen(self, piece: torch.Tensor) -> torch.Tensor:
+        """On the compute device; float8 is converted first, since torch will not promote it."""
+        if piece.dtype in _FLOAT8:
+            return piece.to(device=self.device, dtype=self.compute_dtype)
+        return piece.to(self.device)
 
     def weighted_sum(
         self, tensors: Sequence[torch.Tensor], weights: Sequence[float], out: torch.Tensor
@@ -37,7 +48,7 @@ class Combiner:
             total.mul_(weights[0])
             for flat, weight in zip(flats[1:], weights[1:], strict=True):
                 # mixed-dtype in-place add: the source is widened on the fly, no extra pass
-                total.add_(flat[start:stop].to(self.device), alpha=weight)
+                total.add_(self._widen(flat[start:stop]), alpha=weight)
             flat_out[start:stop].copy_(total)
         return out
 
@@ -59,7 +70,7 @@ class Combiner:
             anchor.copy_(flat_base[start:stop])
             total.copy_(anchor)
             for flat, scale in zip(flats, scales, strict=True):
-                torch.sub(flat[start:stop].to(self.device), anchor, out=piece)
+                torch.sub(self._widen(flat[start:stop]), anchor, out=piece)
                 total.add_(piece, alpha=scale)
             flat_out[start:stop].copy_(total)
         return out

@@ -10,19 +10,32 @@ a :class:`ShardedReference` holding one checkpoint per model-parallel rank.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+import pickle
 import re
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
+from ._house import confined_path, unwrap_state_dict
 from .errors import MixError
 from .safetensors_io import SafetensorsFile, TensorInfo, tensor_nbytes
 
 TORCH_SUFFIXES = (".bin", ".pth", ".pt")
+# Files that trainers leave beside the weights with a weight-like suffix; never weights.
+NOT_WEIGHTS = (
+    "training_args.bin",
+    "optimizer.pt",
+    "optimizer.bin",
+    "scheduler.pt",
+    "scaler.pt",
+    "rng_state*.pth",
+)
 WEIGHT_SUFFIXES = (".safetensors", *TORCH_SUFFIXES)
 REFERENCE_SHARD = re.compile(r"consolidated\.(\d+)-of-(\d+)\.model\.pth")
 
@@ -74,7 +87,10 @@ class Checkpoint:
         return sorted(
             path
             for path in self.folder.iterdir()
-            if path.is_file() and not _is_weight_file(path) and not path.name.startswith(".")
+            if path.is_file()
+            and not _is_weight_file(path)
+            and not _is_training_state(path)
+            and not path.name.startswith(".")
         )
 
 
@@ -190,7 +206,11 @@ def _open_folder(folder: Path) -> Checkpoint | ShardedReference:
     bin_indexes = [name for name in names if name.endswith(".bin.index.json")]
     if bin_indexes:
         return _open_index(folder / bin_indexes[0], folder)
-    torch_files = [folder / name for name in names if name.endswith(TORCH_SUFFIXES)]
+    torch_files = [
+        folder / name
+        for name in names
+        if name.endswith(TORCH_SUFFIXES) and not _is_training_state(folder / name)
+    ]
     if torch_files:
         return _open_torch(str(folder), torch_files, folder)
     raise MixError(
@@ -209,7 +229,10 @@ def _open_index(index_path: Path, folder: Path | None) -> Checkpoint:
         raise MixError(
             f"{index_path}: not a valid index (expected a JSON object with a 'weight_map')"
         ) from None
-    paths = [index_path.parent / name for name in files]
+    try:
+        paths = [confined_path(index_path.parent, name, what="shard") for name in files]
+    except ValueError as error:
+        raise MixError(f"{index_path}: {error}") from None
     for path in paths:
         if not path.is_file():
             raise MixError(f"{index_path}: lists {path.name}, which does not exist")
@@ -255,8 +278,11 @@ def _open_torch(label: str, paths: list[Path], folder: Path | None = None) -> Ch
 
 def _load_torch_file(path: Path) -> Mapping[str, object]:
     try:
+        # mmap maps the zip members as they are stored: a re-packed (deflated) archive would
+        # come back as compressed bytes, so only stored archives are memory-mapped.
+        mappable = _stored_uncompressed(path)
         try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=mappable)
         except RuntimeError as error:
             if "mmap" not in str(error):
                 raise
@@ -267,17 +293,30 @@ def _load_torch_file(path: Path) -> Mapping[str, object]:
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except OSError as error:
         raise MixError(f"{path}: cannot open ({error.strerror or error})") from None
+    except pickle.UnpicklingError:
+        raise MixError(
+            f"{path}: holds Python objects other than tensors; refusing to unpickle them"
+        ) from None
     except Exception as error:  # torch raises many types for truncated or foreign files
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise MixError(f"{path}: not a readable torch checkpoint ({reason})") from None
-    if isinstance(loaded, Mapping):
-        for wrapper in ("model", "state_dict"):
-            if isinstance(loaded.get(wrapper), Mapping):
-                loaded = loaded[wrapper]
-                break
-    if not isinstance(loaded, Mapping):
-        raise MixError(f"{path}: holds a {type(loaded).__name__}, expected a state dict")
-    return loaded
+    try:
+        return unwrap_state_dict(loaded, path)
+    except ValueError as error:
+        raise MixError(str(error)) from None
+
+
+def _stored_uncompressed(path: Path) -> bool:
+    """True for a torch zip whose members are all stored (the layout torch.save writes)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return all(info.compress_type == zipfile.ZIP_STORED for info in archive.infolist())
+    except zipfile.BadZipFile:
+        return True  # not a zip: torch reports the legacy format itself
+
+
+def _is_training_state(path: Path) -> bool:
+    return any(fnmatch.fnmatchcase(path.name, pattern) for pattern in NOT_WEIGHTS)
 
 
 def _is_weight_file(path: Path) -> bool:

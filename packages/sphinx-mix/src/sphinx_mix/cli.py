@@ -6,14 +6,20 @@ Exit codes: 0 done, 1 bad input (one-line error), 2 bad usage, 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import warnings
+from importlib.metadata import version
 
+from ._house import run_cli
 from .errors import MixError
-from .ops import linear, task_arithmetic, uniform_soup
 from .options import ON_MISSING
-from .recipe import load_recipe
+
+EXAMPLES = """examples:
+  sphinx-mix linear real/ synthetic/ --beta 0.7 --out mixed/
+  sphinx-mix linear a.safetensors b.safetensors c.safetensors --out soup/ --out-dtype bf16
+  sphinx-mix task-arithmetic math/ code/ --base llama/ --scales 0.5 --out merged/
+  sphinx-mix run recipe.yml --overwrite
+"""
 
 
 def _add_options(parser: argparse.ArgumentParser, with_output: bool = True) -> None:
@@ -107,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
         "mixes, task arithmetic, uniform soups. Inputs: safetensors files or folders (sharded "
         "with an index), Hugging Face model folders, torch .bin/.pth, or the reference "
         "consolidated.XX-of-YY.model.pth shards. Output: sharded safetensors with an index.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {version('sphinx-mix')}"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -168,7 +179,10 @@ _OPTION_NAMES = (
 )
 
 
-def _run(args: argparse.Namespace) -> None:
+def _run(args: argparse.Namespace) -> int:
+    from .ops import linear, task_arithmetic, uniform_soup
+    from .recipe import load_recipe
+
     options = {
         name: getattr(args, name) for name in _OPTION_NAMES if getattr(args, name) is not None
     }
@@ -201,25 +215,13 @@ def _run(args: argparse.Namespace) -> None:
     else:
         result = uniform_soup(args.sources, args.out, **options)
     print(f"wrote {result}")
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
     warnings.formatwarning = lambda message, category, *rest: f"sphinx-mix: warning: {message}\n"
-    try:
-        _run(args)
-    except MixError as error:
-        print(f"sphinx-mix: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("sphinx-mix: interrupted; no output was written", file=sys.stderr)
-        return 130
-    return 0
+    return run_cli("sphinx-mix", lambda: _run(args), errors=(MixError,))
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ from .output import (
     BackgroundSink,
     MemorySink,
     ShardedSafetensorsSink,
-    atomic_folder,
     copy_extra_files,
+    output_folder,
 )
 from .pipeline import BufferRing, ReadAhead
 from .plan import KeyPlan, plan_keys
@@ -85,7 +85,7 @@ def _mix_opened(opened: list, formula: Formula, out, options: MixOptions):
         sink = MemorySink()
         _stream(opened, plans, formula, options, sink)
         return sink.state_dict
-    with atomic_folder(Path(out), options.overwrite) as staging:
+    with _output(opened, Path(out), options) as staging:
         hasher = _InputHasher(opened, options.hash_inputs)
         sink = ShardedSafetensorsSink(
             staging,
@@ -99,8 +99,19 @@ def _mix_opened(opened: list, formula: Formula, out, options: MixOptions):
         finally:
             hasher.stop()
             sink.close()
-        copy_extra_files(opened[0].extra_files(), staging)
+        copy_extra_files(opened[0].extra_files(), staging, options.out_torch_dtype)
     return Path(out)
+
+
+def _output(opened: Sequence, out: Path, options: MixOptions):
+    """The staged output folder; the sources are the inputs it must never touch."""
+    inputs = [
+        path
+        for checkpoint in opened
+        for path in [*checkpoint.weight_files, *([checkpoint.folder] if checkpoint.folder else [])]
+    ]
+    copied = [path.name for path in opened[0].extra_files()]
+    return output_folder(out, inputs, options.overwrite, copied)
 
 
 def _mix_reference(
@@ -111,7 +122,7 @@ def _mix_reference(
         listing = ", ".join(f"{ref.label}: {len(ref.ranks)}" for ref in opened)
         raise MixError(f"model-parallel layouts differ ({listing} shards); convert them first")
     count = layouts.pop()
-    with atomic_folder(out, options.overwrite) as staging:
+    with _output(opened, out, options) as staging:
         hasher = _InputHasher(opened, options.hash_inputs)
         try:
             for rank in range(count):
@@ -125,7 +136,7 @@ def _mix_reference(
         finally:
             hasher.stop()
         (staging / "sphinx_mix.json").write_text(json.dumps(json.loads(metadata), indent=2) + "\n")
-        copy_extra_files(opened[0].extra_files(), staging)
+        copy_extra_files(opened[0].extra_files(), staging, options.out_torch_dtype)
     return out
 
 

@@ -124,6 +124,7 @@ def task_arithmetic(
     )
     if len(scales) != count:
         raise MixError(f"got {len(scales)} scales for {count} sources; expected one per source")
+    _finite(scales, "scales")
     selection = make_selection(include, exclude, rules, count, label="scales")
     coefficients_for = partial(selection.coefficients_for, default=tuple(scales))
 
@@ -221,6 +222,7 @@ def _resolve_weights(
             raise MixError("give either weights or beta, not both")
         if count != 2:
             raise MixError(f"beta mixes exactly two sources; got {count}")
+        _finite([float(beta)], "beta")
         return [float(beta), 1.0 - float(beta)]
     if weights is None:
         return [1.0 / count] * count
@@ -229,7 +231,14 @@ def _resolve_weights(
     return [float(weight) for weight in weights]
 
 
+def _finite(values: Sequence[float], what: str) -> None:
+    for value in values:
+        if not math.isfinite(value):
+            raise MixError(f"{what}: {value!r} is not a finite number")
+
+
 def _normalised(weights: Sequence[float], normalize: bool, what: str) -> tuple[float, ...]:
+    _finite(weights, what)
     total = math.fsum(weights)
     if normalize:
         if total == 0:

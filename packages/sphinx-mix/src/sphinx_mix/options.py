@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
-import torch
-
+from ._house import dtype_name
 from .errors import MixError
+
+if TYPE_CHECKING:
+    import torch
 
 ON_MISSING = ("error", "skip", "copy-first")
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?\s*", re.IGNORECASE)
@@ -38,6 +41,8 @@ class MixOptions:
     threads: int = 1
 
     def __post_init__(self) -> None:
+        import torch
+
         if self.on_missing not in ON_MISSING:
             raise MixError(
                 f"on_missing={self.on_missing!r}: expected one of {', '.join(ON_MISSING)}"
@@ -60,11 +65,15 @@ class MixOptions:
 
 
 def parse_dtype(name: str, what: str) -> torch.dtype:
-    aliases = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "half": "float16"}
-    dtype = getattr(torch, aliases.get(name, name), None)
-    if not isinstance(dtype, torch.dtype):
-        raise MixError(f"{what}={name!r}: not a torch dtype (e.g. float32, bfloat16, float16)")
-    return dtype
+    """The house dtype vocabulary (float32|fp32, bfloat16|bf16, float16|fp16|half), plus float64."""
+    import torch
+
+    if str(name).lower().removeprefix("torch.") in ("float64", "fp64", "double"):
+        return torch.float64
+    try:
+        return getattr(torch, dtype_name(name))
+    except ValueError as error:
+        raise MixError(f"{what}={name!r}: {str(error).partition('; ')[2]}") from None
 
 
 def parse_size(size: int | str) -> int:

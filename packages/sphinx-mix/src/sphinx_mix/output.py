@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import queue
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ._house import OutputError, staged_dir
 from .errors import MixError
 from .plan import KeyPlan, split_shards
 from .safetensors_io import SafetensorsWriter
@@ -25,29 +25,36 @@ from .safetensors_io import SafetensorsWriter
 INDEX_NAME = "model.safetensors.index.json"
 
 
+# Everything a mix writes into its output folder, besides the files copied from the first
+# source: an existing folder is replaced only when it holds nothing else.
+OWNED_FILES = (
+    "model.safetensors",
+    "model-*-of-*.safetensors",
+    INDEX_NAME,
+    "consolidated.*-of-*.model.pth",
+    "sphinx_mix.json",
+)
+
+
 @contextmanager
-def atomic_folder(target: Path, overwrite: bool) -> Iterator[Path]:
-    """A temporary folder that becomes ``target`` only if the block finishes."""
-    target = Path(target).absolute()
-    if target.exists() and not overwrite:
-        raise MixError(f"{target}: already exists (pass overwrite to replace it)")
+def output_folder(
+    target: Path, inputs: Sequence[Path], overwrite: bool, copied: Sequence[str] = ()
+) -> Iterator[Path]:
+    """A hidden staging folder that becomes ``target`` only if the block finishes.
+
+    The house rules apply: an input is never replaced or written into, an existing folder
+    only with ``overwrite`` and only when it holds the mix's own files, and a killed run's
+    staging folder is removed by the next run.
+    """
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.incomplete-", dir=target.parent))
+        with staged_dir(
+            target, inputs, overwrite=overwrite, owns=(*OWNED_FILES, *copied)
+        ) as staging:
+            yield staging
+    except OutputError as error:
+        raise MixError(str(error)) from None
     except OSError as error:
-        raise MixError(f"{target}: cannot create output ({error.strerror})") from None
-    try:
-        yield staging
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            target.rename(retired / target.name)
-            staging.rename(target)
-            shutil.rmtree(retired)
-        else:
-            staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        raise MixError(f"{target}: cannot write the output ({error.strerror or error})") from None
 
 
 class ShardedSafetensorsSink:
@@ -148,10 +155,34 @@ def _header_metadata(metadata: str) -> dict[str, str]:
     return {"format": "pt", "sphinx_mix": metadata}
 
 
-def copy_extra_files(files: Sequence[Path], folder: Path) -> None:
+def copy_extra_files(
+    files: Sequence[Path], folder: Path, out_dtype: torch.dtype | None = None
+) -> None:
+    """Copy the first source's non-weight files; ``config.json`` gets the new dtype."""
     for path in files:
-        if not (folder / path.name).exists():
-            try:
-                shutil.copy2(path, folder / path.name)
-            except OSError as error:
-                raise MixError(f"{path}: cannot copy ({error.strerror})") from None
+        target = folder / path.name
+        if target.exists():
+            continue
+        try:
+            if path.name == "config.json" and out_dtype is not None:
+                _write_config_with_dtype(path, target, out_dtype)
+            else:
+                shutil.copy2(path, target)
+        except OSError as error:
+            raise MixError(f"{path}: cannot copy ({error.strerror})") from None
+
+
+def _write_config_with_dtype(source: Path, target: Path, dtype: torch.dtype) -> None:
+    """A Hugging Face config names the weights' dtype (``torch_dtype``, or ``dtype`` in 5.x)."""
+    try:
+        config = json.loads(source.read_text())
+    except (UnicodeDecodeError, ValueError):
+        config = None
+    if not isinstance(config, dict):
+        shutil.copy2(source, target)
+        return
+    name = str(dtype).removeprefix("torch.")
+    keys = [key for key in ("torch_dtype", "dtype") if key in config] or ["torch_dtype"]
+    for key in keys:
+        config[key] = name
+    target.write_text(json.dumps(config, indent=2) + "\n")

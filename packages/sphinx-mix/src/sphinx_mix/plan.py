@@ -66,6 +66,11 @@ def plan_keys(
             )
             raise MixError(f"{key}: floating and integer tensors cannot be mixed ({listing})")
         coefficients = coefficients_for(key) if all(floating) else None
+        if any(dtype.is_complex for dtype in dtypes) and coefficients_for(key) is not None:
+            raise MixError(
+                f"{key}: complex tensors ({dtypes[0]}) are not mixed; exclude the key to copy it "
+                "from the first source"
+            )
         plans.append(KeyPlan(key, info.shape, _out_dtype(info.dtype, options), coefficients))
     for checkpoint in checkpoints[1:]:
         problems.extend(

@@ -148,10 +148,26 @@ def _rules(rules: Sequence[dict], key: str) -> list[tuple[str, Sequence[float]]]
     return parsed
 
 
+def _number(value: object) -> float | None:
+    """A number, or a string YAML left unparsed such as ``1e-1`` (mergekit accepts those)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
 def _weights(weights: list[Weight] | None):
     """Plain numbers pass through; conditional entries become a function of the key."""
-    if weights is None or all(isinstance(weight, int | float) for weight in weights):
-        return weights
+    if weights is None:
+        return None
+    if all(_number(weight) is not None for weight in weights):
+        return [_number(weight) for weight in weights]
     for weight in weights:
         _check_conditions(weight)
 
@@ -162,10 +178,10 @@ def _weights(weights: list[Weight] | None):
 
 
 def _check_conditions(weight: Weight) -> None:
-    if isinstance(weight, int | float):
+    if _number(weight) is not None:
         return
     for condition in weight if isinstance(weight, list) else [weight]:
-        if not isinstance(condition, dict) or not isinstance(condition.get("value"), int | float):
+        if not isinstance(condition, dict) or _number(condition.get("value")) is None:
             raise MixError(
                 f"weight {weight!r}: expected a number or a list of {{filter: substring, "
                 "value: number}} conditions (gradients, i.e. lists of numbers, are not supported)"
@@ -173,12 +189,12 @@ def _check_conditions(weight: Weight) -> None:
 
 
 def _evaluate(weight: Weight, key: str) -> float:
-    if isinstance(weight, int | float):
-        return float(weight)
+    if _number(weight) is not None:
+        return _number(weight)
     for condition in weight:
         pattern = condition.get("filter")
         if pattern in (None, "*") or pattern in key:
-            return float(condition["value"])
+            return _number(condition["value"])
     raise MixError(f"no weight condition matches {key!r} in {weight!r}; add one without filter")
 
 

@@ -39,6 +39,26 @@ DTYPE_FROM_CODE = {
 }
 CODE_FROM_DTYPE = {dtype: code for code, dtype in DTYPE_FROM_CODE.items()}
 _ALIGNMENT = 8
+_MAX_HEADER = 100_000_000  # the safetensors library's own limit
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(repr(key))
+        seen[key] = value
+    return seen
+
+
+def _whole_numbers(values: object) -> bool:
+    return isinstance(values, list) and all(
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0 for value in values
+    )
 
 
 @dataclass(frozen=True)
@@ -129,40 +149,62 @@ def _read_header(path: Path, handle, size: int) -> tuple[dict, int]:
             f"{path}: corrupt safetensors header (declares {header_len} header bytes, "
             f"the file has {size - 8} after the length field)"
         )
+    if header_len > _MAX_HEADER:
+        raise MixError(f"{path}: corrupt safetensors header (declares {header_len} bytes)")
     try:
-        header = json.loads(handle.read(header_len))
+        header = json.loads(handle.read(header_len), object_pairs_hook=_unique_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise MixError(f"{path}: corrupt safetensors header (not valid JSON: {error})") from None
+    except _DuplicateKey as duplicate:
+        raise MixError(f"{path}: corrupt safetensors header (key {duplicate} appears twice)") from None
     if not isinstance(header, dict):
         raise MixError(f"{path}: corrupt safetensors header (expected a JSON object)")
     return header, 8 + header_len
 
 
 def _parse_entries(path: Path, header: dict, data_start: int, size: int) -> dict[str, TensorInfo]:
+    """Check the entries as the safetensors library does: known dtypes, whole-number shapes
+    and offsets, and byte ranges that tile the data section exactly (no overlap, alias or hole).
+    """
     entries = {}
-    data_end = 0
+    spans = []
     for key, entry in header.items():
-        try:
-            dtype = DTYPE_FROM_CODE[entry["dtype"]]
-            shape = tuple(int(dim) for dim in entry["shape"])
-            begin, end = (int(offset) for offset in entry["data_offsets"])
-        except (KeyError, TypeError, ValueError):
+        if (
+            not isinstance(entry, dict)
+            or entry.get("dtype") not in DTYPE_FROM_CODE
+            or not _whole_numbers(entry.get("shape"))
+            or not _whole_numbers(entry.get("data_offsets"))
+            or len(entry["data_offsets"]) != 2
+        ):
             raise MixError(
                 f"{path}: corrupt safetensors header entry for {key!r}: {entry!r} "
-                "(expected dtype, shape and data_offsets)"
-            ) from None
+                "(expected a known dtype, a shape and two data_offsets, all whole numbers)"
+            )
+        dtype, shape = DTYPE_FROM_CODE[entry["dtype"]], tuple(entry["shape"])
+        begin, end = entry["data_offsets"]
         nbytes = tensor_nbytes(dtype, shape)
-        if begin < 0 or end - begin != nbytes or min(shape, default=0) < 0:
+        if end - begin != nbytes:
             raise MixError(
                 f"{path}: corrupt safetensors header entry for {key!r}: offsets {begin}..{end} "
                 f"do not hold a {entry['dtype']} tensor of shape {list(shape)} ({nbytes} bytes)"
             )
         entries[key] = TensorInfo(dtype, shape, data_start + begin, nbytes)
-        data_end = max(data_end, end)
-    if data_start + data_end > size:
+        spans.append((begin, end, key))
+    position = 0
+    for begin, end, key in sorted(spans):
+        if begin != position:
+            problem = "overlaps another tensor" if begin < position else "leaves a gap before it"
+            raise MixError(f"{path}: corrupt safetensors header: {key!r} {problem}")
+        position = end
+    if data_start + position > size:
         raise MixError(
-            f"{path}: truncated safetensors file (the header describes {data_end} bytes of "
+            f"{path}: truncated safetensors file (the header describes {position} bytes of "
             f"tensor data, the file holds {size - data_start})"
+        )
+    if data_start + position < size:
+        raise MixError(
+            f"{path}: corrupt safetensors file ({size - data_start - position} bytes after "
+            "the last tensor)"
         )
     return entries
 

@@ -270,9 +270,10 @@ def unwrap_state_dict(obj: object, source: object) -> dict:
         if not wrapped:
             break
         obj = obj[wrapped[0]]
-    if not isinstance(obj, dict) or id(obj) in seen and any(
+    looped = isinstance(obj, dict) and any(
         isinstance(obj.get(key), dict) for key in STATE_DICT_WRAPPERS
-    ):
+    )
+    if not isinstance(obj, dict) or looped:
         raise ValueError(
             f"{source}: expected a state dict (names -> tensors), possibly under "
             f"{'/'.join(STATE_DICT_WRAPPERS)}; found {type(obj).__name__}"
