@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+
 from sphinx_apps import GrabCutSegmenter, TeleaInpainter, dilate, load_mask
 from sphinx_apps.images import check_box
 from sphinx_apps.lama import pad_to_multiple
@@ -37,7 +38,9 @@ def test_telea_removal_restores_the_known_background(scene):
     removed = np.asarray(TeleaInpainter()(image, dilate(truth, 2))).astype(int)
     error = np.abs(removed - background.astype(int))[truth]
     assert error.mean() < 8  # the object differs from the background by ~100 levels
-    assert np.array_equal(np.asarray(removed)[~dilate(truth, 2)], np.asarray(image)[~dilate(truth, 2)])
+    assert np.array_equal(
+        np.asarray(removed)[~dilate(truth, 2)], np.asarray(image)[~dilate(truth, 2)]
+    )
 
 
 def test_dilate_grows_by_a_disc_of_the_given_radius():

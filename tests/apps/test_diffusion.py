@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+
 from sphinx_apps import DiffusionInpainter
 
 torch = pytest.importorskip("torch")
@@ -23,40 +24,69 @@ def _tiny_tokenizer(folder):
     (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
     (folder / "merges.txt").write_text("#version: 0.2\n")
     tokenizer = transformers.CLIPTokenizer(
-        vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"), model_max_length=16
+        vocab_file=str(folder / "vocab.json"),
+        merges_file=str(folder / "merges.txt"),
+        model_max_length=16,
     )
     return tokenizer, len(tokens)
 
 
 @pytest.fixture(scope="module")
 def pipeline_folder(tmp_path_factory):
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionInpaintPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel
 
     folder = tmp_path_factory.mktemp("sd-inpaint")
     tokenizer, vocab = _tiny_tokenizer(folder)
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        sample_size=8, in_channels=9, out_channels=4, layers_per_block=1,
-        block_out_channels=(16, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=16,
-        attention_head_dim=4, norm_num_groups=8,
+        sample_size=8,
+        in_channels=9,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(16, 32),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16,
+        attention_head_dim=4,
+        norm_num_groups=8,
     )
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        norm_num_groups=8, sample_size=16,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=8,
+        sample_size=16,
     )
     text = CLIPTextModel(
         CLIPTextConfig(
-            vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-            num_attention_heads=2, max_position_embeddings=16, bos_token_id=vocab - 2,
-            eos_token_id=vocab - 1, pad_token_id=vocab - 1,
+            vocab_size=vocab,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+            bos_token_id=vocab - 2,
+            eos_token_id=vocab - 1,
+            pad_token_id=vocab - 1,
         )
     )
     pipeline = StableDiffusionInpaintPipeline(
-        vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
-        scheduler=DDIMScheduler(steps_offset=1), safety_checker=None, feature_extractor=None,
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=DDIMScheduler(steps_offset=1),
+        safety_checker=None,
+        feature_extractor=None,
         requires_safety_checker=False,
     )
     pipeline.save_pretrained(folder / "pipeline")
@@ -102,5 +132,5 @@ def test_the_pipeline_sees_a_window_in_multiples_of_8(pipeline_folder):
 def test_missing_folder_is_one_clear_line(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such diffusion folder"):
         DiffusionInpainter(tmp_path / "absent")
-    with pytest.raises(FileNotFoundError, match="holds no model_index.json"):
+    with pytest.raises(FileNotFoundError, match=r"holds no model_index\.json"):
         DiffusionInpainter(tmp_path)

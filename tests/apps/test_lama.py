@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+
 from sphinx_apps import LamaInpainter
 
 torch = pytest.importorskip("torch")
@@ -76,5 +77,5 @@ def test_missing_or_invalid_file_is_one_clear_line(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such LaMa file"):
         LamaInpainter(tmp_path / "big-lama.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="junk.pt: not a TorchScript model"):
+    with pytest.raises(ValueError, match=r"junk\.pt: not a TorchScript model"):
         LamaInpainter(tmp_path / "junk.pt")

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+
 from sphinx_apps import SamSegmenter
 from sphinx_tasks import Box
 
@@ -30,13 +31,26 @@ def sam_folder(tmp_path_factory):
 
     hidden = 32  # prompt encoder width; the vision tower's num_pos_feats must be hidden / 2
     vision = SamVisionConfig(
-        hidden_size=32, output_channels=hidden, num_hidden_layers=2, num_attention_heads=2,
-        image_size=SIDE, patch_size=16, window_size=2, global_attn_indexes=[1],
-        num_pos_feats=hidden // 2, mlp_dim=64,
+        hidden_size=32,
+        output_channels=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=SIDE,
+        patch_size=16,
+        window_size=2,
+        global_attn_indexes=[1],
+        num_pos_feats=hidden // 2,
+        mlp_dim=64,
     )
-    prompt = SamPromptEncoderConfig(hidden_size=hidden, image_size=SIDE, patch_size=16, mask_input_channels=4)
+    prompt = SamPromptEncoderConfig(
+        hidden_size=hidden, image_size=SIDE, patch_size=16, mask_input_channels=4
+    )
     decoder = SamMaskDecoderConfig(
-        hidden_size=hidden, mlp_dim=64, num_hidden_layers=2, num_attention_heads=2, iou_head_hidden_dim=32
+        hidden_size=hidden,
+        mlp_dim=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        iou_head_hidden_dim=32,
     )
     config = SamConfig(
         vision_config=vision.to_dict(),
@@ -46,7 +60,9 @@ def sam_folder(tmp_path_factory):
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("sam")
     SamModel(config).save_pretrained(folder)
-    processor = SamImageProcessorPil(size={"longest_edge": SIDE}, pad_size={"height": SIDE, "width": SIDE})
+    processor = SamImageProcessorPil(
+        size={"longest_edge": SIDE}, pad_size={"height": SIDE, "width": SIDE}
+    )
     SamProcessor(image_processor=processor).save_pretrained(folder)
     return folder
 
@@ -102,7 +118,7 @@ def test_the_mask_with_the_best_predicted_iou_is_kept(segmenter):
 def test_missing_or_wrong_folder_is_one_clear_line(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such SAM folder"):
         SamSegmenter(tmp_path / "absent")
-    with pytest.raises(FileNotFoundError, match="holds no config.json"):
+    with pytest.raises(FileNotFoundError, match=r"holds no config\.json"):
         SamSegmenter(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(ValueError, match="model_type 'bert'; expected one of sam, sam_hq, sam2"):
