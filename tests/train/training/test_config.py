@@ -50,7 +50,7 @@ def test_bad_values_give_one_line_naming_the_key(override, named):
 
 
 def test_unknown_config_and_template_paths(tmp_path):
-    with pytest.raises(ConfigError, match="unknown config 'nope'.*nano-stage1"):
+    with pytest.raises(ConfigError, match=r"unknown config 'nope'.*nano-stage1"):
         load_config("nope")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [1, 2]\n")

@@ -282,6 +282,12 @@ class Trainer:
 
     # -- the run ----------------------------------------------------------------------------
 
+    def _log_held_out(self) -> None:
+        if self.config.logging.eval_every:
+            held_out = self.held_out_loss()
+            if self.runtime.rank == 0 and held_out is not None:
+                self.metrics.write({"step": self.step, "held_out_loss": held_out})
+
     def trainer_state(self) -> dict:
         return {"step": self.step, "samplers": [s.state_dict() for _, _, s in self.streams],
                 "missing": self.missing, "seen": self.seen}
@@ -299,6 +305,8 @@ class Trainer:
 
             progress = tqdm(total=self.max_steps, initial=self.step, desc="fit", unit="step")
         self.model.train()
+        if self.step == 0:
+            self._log_held_out()  # the starting point, to see learning against
         while self.step < self.max_steps:
             # RNG as a function of (seed, step, rank): resume needs no RNG state.
             torch.manual_seed(config.seed * 1_000_003 + self.step * 1009 + rank)
@@ -315,9 +323,7 @@ class Trainer:
             if rank == 0 and config.logging.samples:
                 self.samples_log.write({"step": self.step, "samples": self.step_items})
             if config.logging.eval_every and self.step % config.logging.eval_every == 0:
-                held_out = self.held_out_loss()
-                if rank == 0 and held_out is not None:
-                    self.metrics.write({"step": self.step, "held_out_loss": held_out})
+                self._log_held_out()
             if self.step % self.checkpoint_every == 0 or self.step == self.max_steps:
                 self.save()
             if progress is not None:

@@ -21,7 +21,6 @@ def mixed_names(model) -> list[str]:
 def mix_models(real: str | Path, synthetic: str | Path, out: str | Path, *, beta: float = 0.5,
                overwrite: bool = False) -> Path:
     import sphinx_mix
-
     from sphinx_train._house import check_output
     from sphinx_train.checkpoint import load_model
 
