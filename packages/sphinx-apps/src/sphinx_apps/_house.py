@@ -240,7 +240,9 @@ def _foreign_entries(folder: Path, owns: tuple[str, ...]) -> list[str]:
     return foreign
 
 
-def confined_path(root: str | os.PathLike[str], relative: str, *, what: str = "path") -> Path:
+def confined_path(
+    root: str | os.PathLike[str], relative: str, *, what: str = "path"
+) -> Path:
     """`root / relative` for a path read from data; absolute or `..` paths are refused."""
     if not isinstance(relative, str) or not relative:
         raise ValueError(f"{what} {relative!r}: expected a non-empty relative path string")
