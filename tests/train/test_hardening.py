@@ -193,7 +193,8 @@ def test_model_preset_registry_idiom():
     register_model_preset("test-text-only", preset, overwrite=True)
     assert list_models("sphinx-1k*") == ["sphinx-1k", "sphinx-1k-13b", "sphinx-1k-7b"]
     assert "test-text-only" in list_models()
-    with pytest.raises(UnknownNameError, match="unknown model preset 'sphinx-70b'; known: .*sphinx"):
+    message = r"unknown model preset 'sphinx-70b'; known: .*sphinx"
+    with pytest.raises(UnknownNameError, match=message):
         get_model_preset("sphinx-70b")
 
 

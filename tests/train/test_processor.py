@@ -28,7 +28,7 @@ def custom(tmp_path_factory):
 
 
 def test_processor_json_holds_the_preset_and_template_in_full(custom):
-    model, folder, preset = custom
+    _, folder, preset = custom
     saved = json.loads((folder / "processor.json").read_text())
     assert saved["tiling"] == preset.to_dict()
     assert saved["template"]["name"] == "sphinx" and saved["template"]["stop_strings"] == ["###"]
@@ -54,7 +54,7 @@ def test_custom_tiling_loads_in_a_new_process(custom):
 
 
 def test_processor_alone_gives_the_model_inputs(custom):
-    model, folder, _ = custom
+    _, folder, _ = custom
     processor = SphinxProcessor.from_pretrained(folder)
     image = Image.new("RGB", (300, 100), (40, 50, 60))
     batch = processor([image, None], ["What is it?", "Hi"])
