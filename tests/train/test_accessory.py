@@ -447,3 +447,41 @@ def test_load_pretrained_visual_encoder_builds_quick_gelu_clip(
     config = json.loads((out / "config.json").read_text())["encoder_config"]
     clips = [b for b in config["patch_encoders"] if "quick_gelu" in b]
     assert clips and all(b["quick_gelu"] is True for b in clips)
+
+
+@pytest.mark.parametrize(
+    ("llama_type", "tiling", "views"), [("llama_ens_light", "sphinx-light", 1),
+                                        ("llama_ens5_light", "sphinx-light-1k", 5)]
+)  # fmt: skip
+def test_sphinx_tiny_layout_converts_and_matches_the_reference_forward(
+    tmp_path, sentencepiece_file, vocab, llama_type, tiling, views
+):
+    """llama_ens_light: no CLIP and no Q-Former; 259 tokens a view (start | 257 | end); the
+    LLM is grouped-query (TinyLlama-like, 2 key/value heads here)."""
+    from sphinx_encoders import create_encoder
+
+    torch.manual_seed(8)
+    light = create_encoder("sphinx-light-tiny", llm_dim=DIM).eval()
+    vision = light.reference_state_dict()
+    assert not any(key.startswith(("clip.", "qformer")) for key in vision)
+    llm = reference_weights(vocab, 2)
+    source = tmp_path / "reference"
+    write_reference_checkpoint(
+        source, llm, vision, sentencepiece_file, llama_type=llama_type, kv_heads=2
+    )
+    out = convert_accessory(source, tmp_path / "ours", encoder="sphinx-light-tiny")
+    model = SphinxModel.from_pretrained(out)
+    assert model.tiling.name == tiling
+    image = Image.new("RGB", (700, 500), (200, 120, 20))
+    pixels = model.image_views(image)[0]
+    assert pixels.shape == (views, 3, 512, 512)
+    tokens = [model.tokenizer.bos_id, *model.tokenizer.encode("What is it?")]
+    index = torch.zeros(views, dtype=torch.long)
+    with torch.no_grad():
+        image_tokens = light(pixels, index).embeds[0]
+        assert image_tokens.shape[0] == 259 * views
+        embed = llm["tok_embeddings.weight"]
+        sequence = torch.cat([embed[tokens[:1]], image_tokens, embed[tokens[1:]]])
+        expected = meta_llama_logits(llm, sequence, 2)
+        got = model(collate([SphinxSample(tokens, pixel_values=pixels)])).logits[0]
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)

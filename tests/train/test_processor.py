@@ -32,7 +32,7 @@ def test_processor_json_holds_the_preset_and_template_in_full(custom):
     saved = json.loads((folder / "processor.json").read_text())
     assert saved["tiling"] == preset.to_dict()
     assert saved["template"]["name"] == "sphinx" and saved["template"]["stop_strings"] == ["###"]
-    assert saved["decoding"] == "reference"
+    assert saved["decoding"] == "corrected"  # a tiling Preset's default decoding
     assert saved["generation"]["name"] == "reference-eval"
     assert saved["generation"]["top_p"] == 0.75
 

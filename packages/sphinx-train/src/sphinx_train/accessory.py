@@ -36,6 +36,16 @@ LLAMA_TYPE_TO_TILING = {
     "llama_ens": "sphinx",
     "llama_ens5": "sphinx-1k",
     "llama_ens10": "sphinx-2k",
+    "llama_ens_light": "sphinx-light",
+    "llama_ens5_light": "sphinx-light-1k",
+}
+# The encoder preset each llama_type builds (SPHINX-Tiny: no CLIP, no Q-Former).
+LLAMA_TYPE_TO_ENCODER = {
+    "llama_ens": "sphinx",
+    "llama_ens5": "sphinx",
+    "llama_ens10": "sphinx",
+    "llama_ens_light": "sphinx-light",
+    "llama_ens5_light": "sphinx-light",
 }
 SHARD_NAME = re.compile(r"^consolidated\.(\d{2})-of-(\d{2})\.model\.pth$")
 PREFIX = "llma."
@@ -353,7 +363,7 @@ def convert_accessory(
     source: str | Path,
     output: str | Path,
     *,
-    encoder: str = "sphinx",
+    encoder: str | None = None,
     tokenizer: str | Path | None = None,
     dtype: str | torch.dtype | None = None,
     overwrite: bool = False,
@@ -362,7 +372,8 @@ def convert_accessory(
 ) -> Path:
     """Convert ``source`` (reference shards + config.json + meta.json + tokenizer.model).
 
-    ``encoder`` is the sphinx-encoders preset whose architecture the vision weights fill;
+    ``encoder`` is the sphinx-encoders preset whose architecture the vision weights fill
+    (default: the one ``llama_type`` builds, ``sphinx`` or ``sphinx-light``);
     ``dtype`` converts all weights (default: keep the checkpoint's). The first release held
     only the shards: then pass ``llama_type`` (instead of meta.json), ``llm_args`` (an LLM
     shape name such as ``"llama2-13b"`` or the reference ModelArgs, instead of config.json)
@@ -390,6 +401,7 @@ def convert_accessory(
             f"{source / 'meta.json'}: llama_type {llama_type!r} is not supported; "
             f"expected one of {sorted(LLAMA_TYPE_TO_TILING)}"
         )
+    encoder = encoder or LLAMA_TYPE_TO_ENCODER[llama_type]
     shape, args, args_source = _llm_shape(source, llm_args)
     if not tokenizer_path.is_file():
         raise ConversionError(f"{tokenizer_path}: tokenizer not found")

@@ -273,8 +273,9 @@ def _add_convert(commands) -> None:
     )
     convert.add_argument(
         "--encoder",
-        default="sphinx",
-        help="sphinx-encoders preset of the vision part (default sphinx)",
+        default=None,
+        help="sphinx-encoders preset of the vision part (default: the llama_type's, sphinx "
+        "or sphinx-light)",
     )
     convert.add_argument(
         "--tokenizer",
@@ -291,12 +292,13 @@ def _add_convert(commands) -> None:
     convert.add_argument(
         "--llama-type",
         default=None,
-        help="reference llama_type (llama_ens, llama_ens5, llama_ens10) when there is no meta.json",
+        help="reference llama_type (llama_ens, llama_ens5, llama_ens10, llama_ens_light, "
+        "llama_ens5_light) when there is no meta.json",
     )
     convert.add_argument(
         "--llm-shape",
         default=None,
-        help="LLM shape (llama2-7b, llama2-13b) when there is no config.json",
+        help="LLM shape (llama2-7b, llama2-13b, tinyllama-1.1b) when there is no config.json",
     )
     convert.set_defaults(run=_convert)
 

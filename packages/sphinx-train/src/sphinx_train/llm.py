@@ -25,6 +25,8 @@ class LlamaShape:
 LLM_SHAPES: dict[str, LlamaShape] = {
     "llama2-7b": LlamaShape(4096, 11008, 32, 32),
     "llama2-13b": LlamaShape(5120, 13824, 40, 40),
+    # TinyLlama-1.1B (SPHINX-Tiny): grouped-query attention with 4 key/value heads.
+    "tinyllama-1.1b": LlamaShape(2048, 5632, 22, 32, 4),
     "llama-nano": LlamaShape(64, 176, 2, 4),
 }
 

@@ -83,7 +83,7 @@ def create_model(
     Everything is validated before the (possibly minutes-long) random init.
     """
     from sphinx_train.generation import DEFAULT_GENERATION
-    from sphinx_train.processor import DEFAULT_DECODING, SphinxProcessor
+    from sphinx_train.processor import SphinxProcessor
 
     preset = get_model_preset(name)
     dtype = resolve_dtype(dtype)
@@ -101,7 +101,7 @@ def create_model(
         tiling or preset.tiling,
         preset.template,
         tokenizer,
-        decoding=decoding or DEFAULT_DECODING,
+        decoding=decoding,
         generation=generation or DEFAULT_GENERATION,
     )
     llm = build_llm(llama_config(preset.llm_shape, vocab_size), dtype=dtype, device=device)
@@ -130,6 +130,11 @@ for _size in ("7b", "13b"):
 # The released SPHINX checkpoints use the 13B LLM: the short names are those presets.
 for _short in ("sphinx", "sphinx-1k", "sphinx-2k"):
     register_model_preset(_short, get_model_preset(f"{_short}-13b"))
+# SPHINX-Tiny / SPHINX-Tiny-1k: TinyLlama with the light encoder (ConvNeXt at 512 + DINOv2).
+register_model_preset("sphinx-tiny", ModelPreset("tinyllama-1.1b", "sphinx-light", "sphinx-light"))
+register_model_preset(
+    "sphinx-tiny-1k", ModelPreset("tinyllama-1.1b", "sphinx-light", "sphinx-light-1k")
+)
 register_model_preset(
     "sphinx-nano",
     ModelPreset(

@@ -7,7 +7,6 @@ generation preset, the way a Hugging Face processor travels with its model.
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,15 +36,17 @@ class SphinxProcessor:
         template="sphinx",
         tokenizer: TextTokenizer | None = None,
         *,
-        decoding: str = DEFAULT_DECODING,
+        decoding: str | None = None,
         generation: str | GenerationPreset = DEFAULT_GENERATION,
     ):
         from sphinx_tasks import get_template
         from sphinx_tiling import get_preset
 
+        self.tiling = get_preset(tiling)
+        # Default: the tiling preset's own choice where sphinx-tiling records one.
+        decoding = decoding or getattr(self.tiling, "decoding", DEFAULT_DECODING)
         if decoding not in DECODINGS:
             raise ValueError(f"decoding={decoding!r}: expected one of {DECODINGS}")
-        self.tiling = get_preset(tiling)
         self.template = get_template(template)
         self.tokenizer = tokenizer
         self.decoding = decoding
@@ -65,11 +66,7 @@ class SphinxProcessor:
         """Decode one image source with this processor's decoding choice."""
         from sphinx_tiling import load_image
 
-        if "decoding" in inspect.signature(load_image).parameters:
-            return load_image(image, decoding=self.decoding)
-        if self.decoding == "reference":
-            return _reference_decode(image)
-        return load_image(image, fill=self.tiling.fill)
+        return load_image(image, fill=self.tiling.fill, decoding=self.decoding)
 
     def encode_text(self, conversation: str | Messages) -> list[int]:
         """BOS + the templated prompt ending with the open assistant turn."""
@@ -192,30 +189,3 @@ def check_conversation(conversation: object) -> None:
                 f"conversation: character {err.start} ({text[err.start]!r}) is a lone "
                 "surrogate, not valid Unicode text"
             ) from None
-
-
-def _reference_decode(image):
-    """The reference's decoding: Pillow's own ``convert("RGB")`` and nothing else."""
-    from PIL import Image
-
-    from sphinx_tiling import load_image
-
-    if isinstance(image, (str, Path, bytes, bytearray)):
-        import io
-
-        source = io.BytesIO(bytes(image)) if isinstance(image, (bytes, bytearray)) else image
-        try:
-            with Image.open(source) as opened:
-                return load_image(_without_orientation(opened.convert("RGB")))
-        except (OSError, SyntaxError, ValueError) as err:
-            raise ValueError(f"{image if isinstance(image, (str, Path)) else 'image bytes'}: "
-                             f"cannot decode image ({one_line(err)})") from None
-    if isinstance(image, Image.Image):
-        return load_image(_without_orientation(image.convert("RGB")))
-    return load_image(image)
-
-
-def _without_orientation(image):
-    """Drop the EXIF block so that nothing downstream rotates the image."""
-    image.info.pop("exif", None)
-    return image
