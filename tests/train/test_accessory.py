@@ -223,7 +223,7 @@ def _broken_checkpoint(tmp_path, sentencepiece_file, tiny_encoder, vocab, edit):
         ),
         (lambda llm, vision: llm.pop("layers.1.ffn_norm.weight"), "lacks LLM weights"),
         (lambda llm, vision: vision.pop("end_img"), "end_img"),
-        (lambda llm, vision: "llama_ens_light", "llama_type 'llama_ens_light' is not supported"),
+        (lambda llm, vision: "mixtral_sparse_ens", "llama_type .mixtral_sparse_ens. is not supported"),
     ],
     ids=["unknown-key", "wrong-shape", "missing-llm-key", "missing-vision-key", "llama-type"],
 )
