@@ -220,8 +220,8 @@ def staged_dir(
             )
     stage = _staging(target, "staging")
     _remove(stage)
-    stage.mkdir()
     try:
+        stage.mkdir()
         yield stage
         _install(stage, target)
     except BaseException:
