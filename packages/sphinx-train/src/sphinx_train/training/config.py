@@ -38,7 +38,8 @@ class ModelConfig:
 
 @dataclass
 class SourceConfig:
-    """One data set. ``size`` is the number of synthetic samples (synthetic kinds only)."""
+    """One data set. ``size`` is the number of synthetic samples (synthetic kinds only);
+    ``options`` are keyword options of the synthetic scene generator (synthetic kinds only)."""
 
     name: str = ""
     kind: str = "synthetic-captions"
@@ -48,6 +49,7 @@ class SourceConfig:
     style: str = "real"
     tiling: str | None = None
     image_root: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -155,6 +157,10 @@ def _convert(kind: Any, value: Any, key: str) -> Any:
             except ConfigError as error:
                 errors.append(error)
         raise errors[0]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {value!r}")

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
+from sphinx_train.training.config import SourceConfig
+from sphinx_train.training.data.sources import Record, Source
+
 COLOURS = {
     "red": (220, 40, 40),
     "green": (40, 170, 60),
@@ -147,3 +150,31 @@ def synthetic_text(seed: int) -> str:
         f"There are {count} {colour} {kind}s in the box. If one {kind} is taken away, "
         f"{count - 1} {colour} {kind}s are left in the box."
     )
+
+
+class SyntheticSource(Source):
+    """Scenes drawn from ``(source seed, index)``: any rank rebuilds any sample."""
+
+    def __init__(self, config: SourceConfig, seed: int):
+        self.name, self.kind, self.size, self.style = (
+            config.name, config.kind, config.size, config.style
+        )
+        self.tiling = config.tiling
+        self.seed = seed * 1_000_003 + sum(map(ord, config.name))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def record(self, index: int) -> Record:
+        seed = self.seed * 100_003 + index
+        if self.kind == "synthetic-text":
+            return Record(self.name, synthetic_text(seed))
+        scene = make_scene(seed)
+        if self.kind == "synthetic-tasks":
+            task = TASKS[index % len(TASKS)]
+            text = task_conversation(scene, task, seed)
+        else:
+            caption = (real_caption if self.style == "real"
+                       else synthetic_caption)(scene)
+            text = caption
+        return Record(self.name, text, scene.image, self.tiling)

@@ -52,36 +52,6 @@ class Source:
         raise NotImplementedError
 
 
-class SyntheticSource(Source):
-    """Scenes drawn from ``(source seed, index)``: any rank rebuilds any sample."""
-
-    def __init__(self, config: SourceConfig, seed: int):
-        self.name, self.kind, self.size, self.style = (
-            config.name, config.kind, config.size, config.style
-        )
-        self.tiling = config.tiling
-        self.seed = seed * 1_000_003 + sum(map(ord, config.name))
-
-    def __len__(self) -> int:
-        return self.size
-
-    def record(self, index: int) -> Record:
-        from sphinx_train.training import synthetic
-
-        seed = self.seed * 100_003 + index
-        if self.kind == "synthetic-text":
-            return Record(self.name, synthetic.synthetic_text(seed))
-        scene = synthetic.make_scene(seed)
-        if self.kind == "synthetic-tasks":
-            task = synthetic.TASKS[index % len(synthetic.TASKS)]
-            text = synthetic.task_conversation(scene, task, seed)
-        else:
-            caption = (synthetic.real_caption if self.style == "real"
-                       else synthetic.synthetic_caption)(scene)
-            text = caption
-        return Record(self.name, text, scene.image, self.tiling)
-
-
 class JsonLinesSource(Source):
     """One JSON object a line: ``{"text"}``, ``{"image", "caption"|"text"}`` or conversations.
 
@@ -212,6 +182,8 @@ class ConcatSource(Source):
 def open_source(config: SourceConfig, seed: int = 0) -> Source:
     """The source a config entry describes (files are checked now, read later)."""
     if config.kind.startswith("synthetic"):
+        from sphinx_train.training.synthetic import SyntheticSource
+
         return SyntheticSource(config, seed)
     if config.kind == "webdataset":
         return ShardSource(config)
