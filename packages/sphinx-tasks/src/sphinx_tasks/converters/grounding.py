@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import xml.etree.ElementTree as ElementTree
+import xml.parsers.expat
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -40,12 +41,42 @@ def _pixel_corner(text: str | None) -> float | None:
     return value - 1 if math.isfinite(value) else None
 
 
+class _Declaration(Exception):
+    """Raised from the expat handlers at the first DTD or entity declaration."""
+
+
+def _refuse_declarations(*_args: object) -> None:
+    raise _Declaration
+
+
+def _annotation_root(path: Path) -> ElementTree.Element:
+    """The parsed XML, refusing any DTD or entity declaration before it is expanded.
+
+    The dataset's files declare none; a declaration is how an entity bomb ("billion laughs")
+    or an external entity gets in, so it is an error rather than a skipped file.
+    """
+    data = path.read_bytes()
+    scan = xml.parsers.expat.ParserCreate()
+    scan.StartDoctypeDeclHandler = _refuse_declarations
+    scan.EntityDeclHandler = _refuse_declarations
+    scan.ExternalEntityRefHandler = _refuse_declarations
+    try:
+        scan.Parse(data, True)
+    except _Declaration:
+        raise ConversionError(
+            f"{path}: declares a DTD or entities; annotation XML must not (entity bombs)"
+        ) from None
+    except xml.parsers.expat.ExpatError as exc:
+        raise ElementTree.ParseError(str(exc)) from None
+    return ElementTree.fromstring(data)
+
+
 def _flickr_annotation(path: Path) -> tuple[str, int, int, dict[str, list[Box]], int]:
     """File name, size, boxes per entity id, and the count of boxes left out as unreadable.
 
     Corners lose 1, as the dataset's own ``get_annotations`` utility does.
     """
-    root = ElementTree.parse(path).getroot()
+    root = _annotation_root(path)
     filename = (root.findtext("filename") or f"{path.stem}.jpg").strip()
     width = int(root.findtext("size/width") or 0)
     height = int(root.findtext("size/height") or 0)
@@ -83,6 +114,8 @@ def flickr30k_entities(path: Path, options: ConvertOptions) -> Iterator[Record |
             continue
         try:
             filename, width, height, pixel_boxes, unreadable = _flickr_annotation(xml_file)
+        except ConversionError:
+            raise
         except (ElementTree.ParseError, ValueError):
             yield Skip("unreadable annotation XML")
             continue
