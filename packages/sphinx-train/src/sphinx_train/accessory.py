@@ -288,7 +288,7 @@ def _write_llm(
     """Write a Hugging Face folder in safetensors files of bounded size, checking every shape."""
     from safetensors.torch import save_file
 
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     weight_map: dict[str, str] = {}
     pending: dict[str, torch.Tensor] = {}
     pending_bytes = 0
@@ -305,7 +305,7 @@ def _write_llm(
 
     for name, tensor in tensors:
         if name not in expected:
-            raise ConversionError(f"{name}: not a weight of the target LLaMA model")
+            raise ConversionError(f"{name}: not a weight of the target LLM")
         if tuple(tensor.shape) != tuple(expected[name]):
             raise ConversionError(
                 f"{name}: merged shape {tuple(tensor.shape)}, expected {tuple(expected[name])} "
