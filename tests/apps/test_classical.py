@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from sphinx_apps import GrabCutSegmenter, TeleaInpainter, dilate, load_mask
-from sphinx_apps.images import check_box
+from sphinx_apps.images import check_box, load_rgb
 from sphinx_apps.lama import pad_to_multiple
 from sphinx_apps.windows import mask_window
 from sphinx_tasks import Box
@@ -100,3 +100,22 @@ def test_empty_mask_and_mask_of_another_size_are_refused(scene):
 def test_gradient_background_is_smooth(shapes):
     background = shapes.gradient_background().astype(int)
     assert np.abs(np.diff(background, axis=1)).max() <= 2
+
+
+def test_load_rgb_takes_a_tensor_made_under_inference_mode():
+    torch = pytest.importorskip("torch")
+    with torch.inference_mode():
+        photo = torch.full((4, 5, 3), 7, dtype=torch.uint8)
+        image = load_rgb(photo)
+    assert image.size == (5, 4) and image.getpixel((4, 3)) == (7, 7, 7)
+    with pytest.raises(
+        ValueError, match=r"expected an H x W or H x W x 3 uint8 array, got float32"
+    ):
+        load_rgb(torch.zeros(4, 5, requires_grad=True))
+
+
+def test_load_rgb_refuses_other_objects_in_one_line():
+    with pytest.raises(
+        ValueError, match=r"^image: expected a path, a Pillow image or a uint8 array, got int$"
+    ):
+        load_rgb(3)

@@ -11,14 +11,20 @@ from PIL import Image
 
 from sphinx_tasks import Box
 
-ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray
+ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray  # or an H x W (x 3) uint8 tensor
 BoxInput = Box | Sequence[float]
 
 
 def load_rgb(image: ImageInput, what: str = "image") -> Image.Image:
-    """An RGB Pillow image from a path, a Pillow image or an H x W (x 3) uint8 array."""
+    """An RGB Pillow image from a path, a Pillow image or an H x W (x 3) uint8 array / tensor.
+
+    A torch tensor is copied to numpy with ``detach().cpu()``, which also works on tensors
+    made under ``torch.inference_mode`` or that require grad (torch is not imported here).
+    """
     if isinstance(image, Image.Image):
         return image.convert("RGB") if image.mode != "RGB" else image
+    if type(image).__module__.startswith("torch") and hasattr(image, "detach"):
+        image = image.detach().cpu().numpy()
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim not in (2, 3):
             raise ValueError(
@@ -26,6 +32,10 @@ def load_rgb(image: ImageInput, what: str = "image") -> Image.Image:
                 f"got {image.dtype} of shape {image.shape}"
             )
         return Image.fromarray(image).convert("RGB")
+    if not isinstance(image, (str, os.PathLike)):
+        raise ValueError(
+            f"{what}: expected a path, a Pillow image or a uint8 array, got {type(image).__name__}"
+        )
     path = Path(image)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such {what} file")

@@ -41,14 +41,6 @@ def _ground(image, phrase, grounder: Grounder, stages: Stages) -> list[Region]:
     return regions
 
 
-def _grounder_or_model(grounder: Grounder | None, model, mode: str = "refer", **generation):
-    if grounder is not None:
-        return grounder
-    if model is None:
-        raise ValueError("give a grounder (for example BoxesGrounder) or a SPHINX model")
-    return SphinxGrounder(model, mode=mode, **generation)
-
-
 def segment(
     image: ImageInput,
     phrase: str | None,
@@ -125,6 +117,17 @@ def _in_square(box, frame: SquareFrame):
     return frame.box_to_square(box).clipped()
 
 
+def _start(image, phrase, model, grounder, progress, generation):
+    """What every model recipe begins with: the picture, its regions and its square frame."""
+    image, stages = load_rgb(image), Stages(progress)
+    if grounder is None:
+        if model is None:
+            raise ValueError("give a grounder (for example BoxesGrounder) or a SPHINX model")
+        grounder = SphinxGrounder(model, **generation)
+    regions = _ground(image, phrase, grounder, stages)
+    return image, stages, regions, SquareFrame(*image.size)
+
+
 def dense_caption(
     image: ImageInput,
     model,
@@ -135,10 +138,7 @@ def dense_caption(
 ) -> DenseCaptionResult:
     """Multi-level captions: every object, each region's description, captions of its crop,
     and captions of the whole image. `model` is a SPHINX model (anything with ``chat``)."""
-    image, stages = load_rgb(image), Stages(progress)
-    grounder = _grounder_or_model(grounder, model, **generation)
-    regions = _ground(image, None, grounder, stages)
-    frame = SquareFrame(*image.size)
+    image, stages, regions, frame = _start(image, None, model, grounder, progress, generation)
 
     def ask(picture, text: str) -> str:
         return model.chat(picture, text, **generation).text
@@ -177,10 +177,7 @@ def reason_with_detections(
     **generation,
 ) -> ReasonResult:
     """Detect first, then answer with the detections as an earlier turn of the conversation."""
-    image, stages = load_rgb(image), Stages(progress)
-    grounder = _grounder_or_model(grounder, model, **generation)
-    regions = _ground(image, None, grounder, stages)
-    frame = SquareFrame(*image.size)
+    image, stages, regions, frame = _start(image, None, model, grounder, progress, generation)
     by_name: dict[str, list] = {}
     for region in regions:
         by_name.setdefault(region.label or "object", []).append(_in_square(region.box, frame))
@@ -205,10 +202,7 @@ def referring_pose(
     **generation,
 ) -> PoseResult:
     """The person a phrase describes, then the keypoints SPHINX gives inside that box."""
-    image, stages = load_rgb(image), Stages(progress)
-    grounder = _grounder_or_model(grounder, model, **generation)
-    regions = _ground(image, phrase, grounder, stages)
-    frame = SquareFrame(*image.size)
+    image, stages, regions, frame = _start(image, phrase, model, grounder, progress, generation)
     keypoints = []
     with stages.stage("keypoints"):
         for region in regions:
