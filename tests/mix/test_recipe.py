@@ -100,17 +100,36 @@ def test_mergekit_without_normalize(tmp_path, pair):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"merge_method": "slerp", "models": []}, "only 'linear' is supported"),
-        ({"merge_method": "linear", "slices": []}, "mergekit keys ['slices'] are not supported"),
+        ({"merge_method": "nuslerp", "models": []}, "merge_method 'nuslerp' is not supported"),
+        ({"merge_method": "linear", "slices": []}, "only one slice covering every layer"),
+        ({"merge_method": "linear", "tokenizer": {}}, "mergekit keys ['tokenizer'] are not"),
         (
             {
                 "merge_method": "linear",
-                "models": [{"model": "x", "parameters": {"weight": [0.1, 0.9]}}],
+                "models": [{"model": "x", "parameters": {"weight": {"colour": 1}}}],
             },
-            "gradients",
+            "expected a number, a gradient",
         ),
         ({"merge_method": "linear", "models": [{"model": "x"}]}, "has no parameters.weight"),
-        ({"sources": ["a"], "operation": "ties"}, "operation 'ties' is not one of"),
+        (
+            {"merge_method": "ties", "models": [{"model": "x"}], "parameters": {"t": 0.5}},
+            "parameters.t: not a parameter of merge_method 'ties'",
+        ),
+        ({"merge_method": "ties", "models": [{"model": "x"}]}, "needs a base_model"),
+        (
+            {"merge_method": "slerp", "base_model": "a", "models": [{"model": "a"}]},
+            "exactly one other model",
+        ),
+        (
+            {
+                "merge_method": "model_stock",
+                "base_model": "a",
+                "models": [{"model": "b"}, {"model": "c"}],
+                "tokenizer_source": "union",
+            },
+            "tokenizer_source 'union'",
+        ),
+        ({"sources": ["a"], "operation": "breadcrumbs"}, "operation 'breadcrumbs' is not one of"),
         ({"sources": ["a"], "colour": "red"}, "unknown keys ['colour']"),
         ({"weights": [1.0]}, "missing 'sources'"),
     ],

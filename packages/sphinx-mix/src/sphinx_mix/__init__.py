@@ -1,4 +1,5 @@
-"""Streaming weight mixing of checkpoints: linear mixes, task arithmetic, model soups.
+"""Streaming weight mixing of checkpoints: linear mixes, task arithmetic, soups, and
+mergekit's slerp, ties, dare_linear, dare_ties and model_stock.
 
 Public names are imported on first use, so ``sphinx-mix --help`` does not wait for torch.
 """
@@ -15,11 +16,16 @@ _EXPORTS = {
     "MixRecipe": ".recipe",
     "SoupStep": ".ops",
     "WeightRule": ".selection",
+    "dare_linear": ".merges",
+    "dare_ties": ".merges",
     "greedy_soup": ".ops",
     "linear": ".ops",
     "load_recipe": ".recipe",
+    "model_stock": ".merges",
     "open_checkpoint": ".checkpoint",
+    "slerp": ".merges",
     "task_arithmetic": ".ops",
+    "ties": ".merges",
     "uniform_soup": ".ops",
 }
 

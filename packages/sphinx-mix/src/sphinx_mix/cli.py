@@ -116,16 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {version('sphinx-mix')}"
-    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('sphinx-mix')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
-        "run", help="run a YAML/JSON recipe (ours or a mergekit 'linear' config)"
+        "run",
+        help="run a YAML/JSON recipe (ours, or a mergekit config: linear, slerp, ties, "
+        "dare_linear, dare_ties, model_stock)",
     )
     run.add_argument("recipe", help="recipe file (.yml, .yaml or .json)")
     run.add_argument("--out", help="output folder (default: the recipe's 'output')")
+    run.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the random drop of dare_linear / dare_ties, e.g. --seed 7 (default 0)",
+    )
     _add_options(run, with_output=False)
 
     mix = commands.add_parser("linear", help="weighted sum of checkpoints")
@@ -187,7 +192,8 @@ def _run(args: argparse.Namespace) -> int:
         name: getattr(args, name) for name in _OPTION_NAMES if getattr(args, name) is not None
     }
     if args.command == "run":
-        result = load_recipe(args.recipe).run(args.out, **options)
+        seed = {"seed": args.seed} if args.seed is not None else {}
+        result = load_recipe(args.recipe).run(args.out, **seed, **options)
     elif args.command == "linear":
         result = linear(
             args.sources,

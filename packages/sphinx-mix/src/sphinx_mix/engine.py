@@ -41,15 +41,18 @@ _OUTPUT_BUFFERS = 3
 
 @dataclass(frozen=True)
 class Formula:
-    """What to compute per key: a weighted sum, or base plus scaled differences.
+    """What to compute per key: a weighted sum, base plus scaled differences, or a rule.
 
     For ``kind="task"`` the first source is the base and each coefficient scales one of the
-    other sources. ``coefficients_for`` returns None for keys copied from the first source.
+    other sources; ``kind="tensor"`` hands whole tensors to ``merge``. ``coefficients_for`` returns None for keys copied from the first source.
     """
 
     kind: str
     coefficients_for: Callable[[str], tuple[float, ...] | None]
     description: dict = field(default_factory=dict)
+    # Whole-tensor rules (``kind="tensor"``): ``merge(key, tensors, coefficients)`` gets every
+    # source's tensor in the compute dtype, the first one being the base.
+    merge: Callable[[str, list[torch.Tensor], tuple[float, ...]], torch.Tensor] | None = None
 
 
 def run_mix(
@@ -185,7 +188,12 @@ def _combine(
     out: torch.Tensor,
 ) -> None:
     assert plan.coefficients is not None
-    if formula.kind == "task":
+    if formula.merge is not None:
+        widened = [
+            tensor.to(device=combiner.device, dtype=combiner.compute_dtype) for tensor in tensors
+        ]
+        out.copy_(formula.merge(plan.key, widened, plan.coefficients))
+    elif formula.kind == "task":
         combiner.task_sum(tensors[0], tensors[1:], plan.coefficients, out)
     else:
         combiner.weighted_sum(tensors, plan.coefficients, out)

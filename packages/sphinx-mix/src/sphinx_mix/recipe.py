@@ -1,8 +1,9 @@
-"""Recipes: a mix described in a YAML/JSON file, including mergekit ``linear`` configs.
+"""Recipes: a mix described in a YAML/JSON file, ours or a mergekit config.
 
 Our own recipe is flat::
 
-    operation: linear            # linear | task_arithmetic | uniform_soup
+    operation: linear            # linear | task_arithmetic | uniform_soup | slerp | ties
+                                 # | dare_linear | dare_ties | model_stock (these need base)
     sources: [real/, synthetic/]
     beta: 0.7                    # or weights: [0.7, 0.3]
     include: ["llma.layers.*"]   # others are copied from the first source
@@ -10,31 +11,41 @@ Our own recipe is flat::
     output: mixed/
     shard_size: 2GB              # and any other MixOptions field
 
-A mergekit config (recognised by its ``merge_method`` key) is translated: ``models`` with
-``parameters.weight`` (a number, or a list of ``{filter, value}`` conditions where the
-filter is a substring of the key), ``parameters.normalize``, ``dtype`` and ``out_dtype``.
-As in mergekit, the arithmetic runs in float32 and ``dtype`` sets the output dtype, and
-relative paths are taken from the working directory.
+The other operations take ``t`` (slerp), ``density`` and ``seed`` (ties, dare_*) and
+``method_options`` (keywords of the function in :mod:`sphinx_mix.merges`).
+
+A mergekit config (recognised by its ``merge_method`` key) is translated by
+:mod:`sphinx_mix.mergekit_config`; relative paths are taken from the working directory.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
+from . import merges
 from .errors import MixError
+from .mergekit_config import check_setting, evaluate, from_mergekit, number
 from .ops import linear, task_arithmetic, uniform_soup
 from .options import MixOptions
 
-OPERATIONS = ("linear", "task_arithmetic", "uniform_soup")
-_MERGEKIT_KEYS = {"models", "merge_method", "parameters", "dtype", "out_dtype", "base_model"}
+OPERATIONS = (
+    "linear",
+    "task_arithmetic",
+    "uniform_soup",
+    "slerp",
+    "ties",
+    "dare_linear",
+    "dare_ties",
+    "model_stock",
+)
 
 Weight = float | list[dict]
+PerKey = Callable[[str], object]
 
 
 @dataclass
@@ -49,7 +60,7 @@ class MixRecipe:
     sources: list[str]
     output: str | None = None
     operation: str = "linear"
-    weights: list[Weight] | None = None
+    weights: list[Weight] | PerKey | None = None
     beta: float | None = None
     normalize: bool = True
     base: str | None = None
@@ -57,6 +68,10 @@ class MixRecipe:
     include: list[str] | None = None
     exclude: list[str] | None = None
     rules: list[dict] = field(default_factory=list)
+    t: float | PerKey = 0.5
+    density: float | list[float] | PerKey = 1.0
+    seed: int = 0
+    method_options: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
 
     @classmethod
@@ -64,7 +79,7 @@ class MixRecipe:
         if not isinstance(data, dict):
             raise MixError(f"{origin}: expected a mapping at the top level")
         if "merge_method" in data:
-            return _from_mergekit(data, origin)
+            return from_mergekit(data, origin)
         own = {item.name for item in fields(cls)} - {"options"}
         unknown = set(data) - own - MixOptions.names()
         if unknown:
@@ -87,6 +102,31 @@ class MixRecipe:
         if out is None:
             raise MixError("the recipe names no output; give one")
         options = {**self.options, **overrides}
+        seed = options.pop("seed", self.seed)
+        selection = {"include": self.include, "exclude": self.exclude}
+        if self.operation in merges.NEEDS_BASE and self.base is None:
+            raise MixError(f"{self.operation} needs a 'base' checkpoint")
+        if self.operation == "slerp":
+            if len(self.sources) != 1:
+                raise MixError(f"slerp takes the base and one source; got {len(self.sources)}")
+            return merges.slerp(self.base, self.sources[0], self.t, out, **selection, **options)
+        if self.operation == "model_stock":
+            return merges.model_stock(
+                self.base, self.sources, out, **self.method_options, **selection, **options
+            )
+        if self.operation in ("ties", "dare_linear", "dare_ties"):
+            extra = {"seed": seed} if self.operation != "ties" else {}
+            return getattr(merges, self.operation)(
+                self.base,
+                self.sources,
+                _weights(self.weights) if self.weights is not None else 1.0,
+                self.density,
+                out,
+                **self.method_options,
+                **extra,
+                **selection,
+                **options,
+            )
         if self.operation == "task_arithmetic":
             if self.base is None:
                 raise MixError("task_arithmetic needs a 'base' checkpoint")
@@ -148,91 +188,19 @@ def _rules(rules: Sequence[dict], key: str) -> list[tuple[str, Sequence[float]]]
     return parsed
 
 
-def _number(value: object) -> float | None:
-    """A number, or a string YAML left unparsed such as ``1e-1`` (mergekit accepts those)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _weights(weights: list[Weight] | None):
+def _weights(weights):
     """Plain numbers pass through; conditional entries become a function of the key."""
-    if weights is None:
-        return None
-    if all(_number(weight) is not None for weight in weights):
-        return [_number(weight) for weight in weights]
+    if weights is None or callable(weights):
+        return weights
+    if all(number(weight) is not None for weight in weights):
+        return [number(weight) for weight in weights]
     for weight in weights:
-        _check_conditions(weight)
+        check_setting(weight, "weights")
 
     def weights_for(key: str) -> list[float]:
-        return [_evaluate(weight, key) for weight in weights]
+        values = [evaluate(weight, key, 0.0) for weight in weights]
+        if None in values:
+            raise MixError(f"no weight condition matches {key!r}; add one without filter")
+        return values
 
     return weights_for
-
-
-def _check_conditions(weight: Weight) -> None:
-    if _number(weight) is not None:
-        return
-    for condition in weight if isinstance(weight, list) else [weight]:
-        if not isinstance(condition, dict) or _number(condition.get("value")) is None:
-            raise MixError(
-                f"weight {weight!r}: expected a number or a list of {{filter: substring, "
-                "value: number}} conditions (gradients, i.e. lists of numbers, are not supported)"
-            )
-
-
-def _evaluate(weight: Weight, key: str) -> float:
-    if _number(weight) is not None:
-        return _number(weight)
-    for condition in weight:
-        pattern = condition.get("filter")
-        if pattern in (None, "*") or pattern in key:
-            return _number(condition["value"])
-    raise MixError(f"no weight condition matches {key!r} in {weight!r}; add one without filter")
-
-
-def _from_mergekit(data: dict, origin: str) -> MixRecipe:
-    unsupported = set(data) - _MERGEKIT_KEYS
-    if unsupported:
-        raise MixError(f"{origin}: mergekit keys {sorted(unsupported)} are not supported")
-    if data["merge_method"] != "linear":
-        raise MixError(
-            f"{origin}: merge_method {data['merge_method']!r}: only 'linear' is supported"
-        )
-    models = data.get("models") or []
-    if not models:
-        raise MixError(f"{origin}: 'models' is empty")
-    parameters = dict(data.get("parameters") or {})
-    default_weight = parameters.pop("weight", None)
-    normalize = parameters.pop("normalize", True)
-    if parameters:
-        raise MixError(f"{origin}: unsupported global parameters {sorted(parameters)}")
-    sources, weights = [], []
-    for entry in models:
-        if not isinstance(entry, dict) or not isinstance(entry.get("model"), str):
-            raise MixError(
-                f"{origin}: model entry {entry!r}: expected {{model: path, parameters: ...}}"
-            )
-        model_parameters = entry.get("parameters") or {}
-        weight = model_parameters.get("weight", default_weight)
-        if weight is None:
-            raise MixError(f"{origin}: model {entry['model']!r} has no parameters.weight")
-        if isinstance(weight, dict):
-            weight = [weight]
-        _check_conditions(weight)
-        sources.append(entry["model"])
-        weights.append(weight)
-    if "base_model" in data:
-        warnings.warn(f"{origin}: base_model is not used by a linear merge; ignored", stacklevel=3)
-    out_dtype = data.get("out_dtype") or data.get("dtype")
-    options = {"out_dtype": out_dtype} if out_dtype else {}
-    if (data.get("dtype") or "") in ("float64",):
-        options["compute_dtype"] = "float64"
-    return MixRecipe(sources=sources, weights=weights, normalize=bool(normalize), options=options)
