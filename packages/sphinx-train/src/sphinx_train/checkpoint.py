@@ -123,7 +123,10 @@ def load_llm(folder: Path, *, dtype="auto", device_map=None, max_memory=None):
     if device_map is not None:
         options.update(device_map=device_map, max_memory=max_memory)
     llm, info = AutoModelForCausalLM.from_pretrained(folder, **options)
-    missing, unexpected = sorted(info.get("missing_keys", ())), sorted(info.get("unexpected_keys", ()))
+    missing, unexpected = (
+        sorted(info.get("missing_keys", ())),
+        sorted(info.get("unexpected_keys", ())),
+    )
     mismatched = sorted(str(item[0]) for item in info.get("mismatched_keys", ()))
     if missing or unexpected or mismatched:
         parts = [
@@ -179,6 +182,56 @@ def check_device(device) -> None:
         raise ValueError(f"device {device!r}: only {count} CUDA device(s) here")
 
 
+def module_bytes(module) -> int:
+    """Bytes of a module's parameters and buffers (meta tensors count by shape)."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def plan_device_map(llm, max_memory: dict, *, reserve: dict | None = None) -> dict[str, object]:
+    """A Hugging Face ``device_map`` that fills the devices of ``max_memory`` in order.
+
+    ``llm`` is the causal LM (a ``device="meta"`` build is enough); ``max_memory`` maps each
+    device to its budget in bytes, ``reserve`` takes bytes off a device first (the visual
+    encoder goes to the device of the embedding: reserve its size there). The embedding goes
+    first (with the rotary table, which holds no weights), then whole decoder layers in
+    order, then the final norm and the head, each on the first device whose budget still
+    holds it; a tied head stays with the embedding. Pass the result to ``load_model(device_map=...)`` (loading with a map needs
+    ``accelerate``, which moves activations between devices).
+    """
+    budgets = {
+        device: int(size) - int((reserve or {}).get(device, 0))
+        for device, size in max_memory.items()
+    }
+    devices = list(budgets)
+    if not devices:
+        raise ValueError("max_memory: expected at least one device")
+    body = llm.model
+    parts = [("model.embed_tokens", body.embed_tokens)]
+    parts += [(f"model.layers.{i}", layer) for i, layer in enumerate(body.layers)]
+    parts += [("model.norm", body.norm)]
+    tied = bool(getattr(llm.config, "tie_word_embeddings", False))
+    if not tied:
+        parts.append(("lm_head", llm.lm_head))
+    plan: dict[str, object] = {}
+    current = 0
+    for name, module in parts:
+        size = module_bytes(module)
+        while current < len(devices) and budgets[devices[current]] < size:
+            current += 1
+        if current == len(devices):
+            raise ValueError(
+                f"max_memory: {name} needs {size} bytes but no device has that much left "
+                f"(budgets after the earlier modules: {budgets})"
+            )
+        plan[name] = devices[current]
+        budgets[devices[current]] -= size
+    plan["model.rotary_emb"] = plan["model.embed_tokens"]
+    if tied:
+        plan["lm_head"] = plan["model.embed_tokens"]
+    return plan
+
+
 def load_model(
     directory: str | Path,
     *,
@@ -219,7 +272,9 @@ def load_model(
             )
         check_safetensors(encoder_path)
     processor = SphinxProcessor.from_pretrained(directory, tokenizer=tokenizer, config=config)
-    llm = load_llm(directory / LLM_FOLDER, dtype=dtype, device_map=device_map, max_memory=max_memory)
+    llm = load_llm(
+        directory / LLM_FOLDER, dtype=dtype, device_map=device_map, max_memory=max_memory
+    )
     encoder = None
     if config.encoder_config is not None:
         encoder_dtype = dtype if dtype != "auto" else _stored_dtype(encoder_path)
