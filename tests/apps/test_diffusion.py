@@ -134,3 +134,27 @@ def test_missing_folder_is_one_clear_line(tmp_path):
         DiffusionInpainter(tmp_path / "absent")
     with pytest.raises(FileNotFoundError, match=r"holds no model_index\.json"):
         DiffusionInpainter(tmp_path)
+
+
+@pytest.mark.slow
+def test_edit_end_to_end_from_python_and_the_cli(pipeline_folder, scene, tmp_path):
+    from sphinx_apps import BoxesGrounder, edit
+    from sphinx_apps.cli import main
+
+    image = scene[0]
+    inpainter = DiffusionInpainter(pipeline_folder, steps=1, side=32, blur=2)
+    result = edit(image, "the ellipse", "a red fox", BoxesGrounder([(28, 19, 88, 75)]), inpainter)
+    outside = ~result.painted_mask
+    assert result.result.size == image.size
+    assert np.array_equal(np.asarray(result.result)[outside], np.asarray(image)[outside])
+    source = tmp_path / "scene.png"
+    image.save(source)
+    argv = ["edit", str(source), "the ellipse", "--box", "28,19,88,75", "--prompt", "a fox"]
+    argv += ["--diffusion", str(pipeline_folder), "--steps", "1", "--background"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 0
+    data = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert (data["prompt"], data["kept"]) == ("a fox", "object")
+    painted = np.asarray(Image.open(tmp_path / "out" / "mask.png")) > 127
+    kept = ~painted
+    after = np.asarray(Image.open(tmp_path / "out" / "result.png"))
+    assert np.array_equal(after[kept], np.asarray(image)[kept])  # the object, bit-identical

@@ -180,13 +180,18 @@ def test_random_weights_under_inference_mode_give_regions_inside_the_picture(mod
     assert np.abs(painted[30:50, 50:80].astype(int) - 60).mean() < 10
 
 
-def test_cli_pose_with_a_saved_model_folder(model, forced, tmp_path):
+@pytest.fixture(scope="module")
+def folder(model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("nano") / "model"
+    model.save_pretrained(path)
+    return path
+
+
+def test_cli_pose_with_a_saved_model_folder(folder, forced, tmp_path):
     script, _ = forced
     script["Detect the key points of the person in the region [0.25,0.30,0.75,0.60]."] = (
         "<p>nose</p> [0.40,0.45]"
     )
-    folder = tmp_path / "nano"
-    model.save_pretrained(folder)
     source = tmp_path / "wide.png"
     wide().save(source)
     out = tmp_path / "pose"
@@ -195,3 +200,22 @@ def test_cli_pose_with_a_saved_model_folder(model, forced, tmp_path):
     data = json.loads((out / "result.json").read_text())
     assert data["regions"][0]["keypoints"] == {"nose": [80.0, 40.0]}
     assert sorted(p.name for p in out.iterdir()) == ["overlay.png", "result.json"]
+
+
+def test_cli_dense_caption_and_reason_ask_the_model_for_the_regions(folder, forced, tmp_path):
+    script, _ = forced
+    script[DETECT_ALL] = "<p>dog</p> [0.25,0.30,0.75,0.60]"
+    script["Please provide a short description for this region: [0.25,0.30,0.75,0.60]"] = "a dog"
+    script["How many dogs?"] = "One."
+    source = tmp_path / "wide.png"
+    wide().save(source)
+    model_args = ["--model", str(folder), "--max-new-tokens", "16"]
+    assert main(["dense-caption", str(source), *model_args, "--out", str(tmp_path / "d")]) == 0
+    data = json.loads((tmp_path / "d" / "result.json").read_text())
+    assert [(r["label"], r["box"], r["description"]) for r in data["regions"]] == [
+        ("dog", [50.0, 10.0, 150.0, 70.0], "a dog")
+    ]
+    question = ["reason", str(source), "How many dogs?", *model_args]
+    assert main([*question, "--out", str(tmp_path / "r")]) == 0
+    data = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert (data["answer"], data["context"]) == ("One.", "<p>dog</p> [0.25,0.30,0.75,0.60]")
