@@ -169,7 +169,7 @@ def test_vizwiz():
     assert skips == ["question without answers"]
     assert records[0]["image"] == "vizwiz/val/VizWiz_val_00000000.jpg"
     assert turns(records[0])[0] == (
-        "<image>\nOk. There is another picture I hope it is a better one.\n"
+        "<image>\nOk. There is another picture I hope it is a better one. "
         "When the provided information is insufficient, respond with 'Unanswerable'.\n"
         "Answer the question using a single word or phrase.",
         "Unanswerable",

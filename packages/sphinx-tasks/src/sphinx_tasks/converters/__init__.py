@@ -23,7 +23,7 @@ from .jsonstream import JsonStreamError, iter_array, iter_json, iter_lines, iter
 from .output import write_records
 from .refs import load_data_pickle
 from .simple import detailed_captions, image_folder, llava_instruct
-from .vqa import aokvqa, gqa, ocrvqa, okvqa, textcaps, textvqa, vizwiz, vqav2, vsr
+from .vqa import aokvqa, gqa, ocrvqa, okvqa, textcaps, textvqa, vizwiz, vizwiz_llava, vqav2, vsr
 
 _CONVERTERS: Registry[Converter] = Registry("dataset format")
 
@@ -54,6 +54,7 @@ for _name, _converter in {
     "aokvqa": aokvqa,
     "gqa": gqa,
     "vizwiz": vizwiz,
+    "vizwiz-llava": vizwiz_llava,
     "ocrvqa": ocrvqa,
     "textvqa": textvqa,
     "vsr": vsr,

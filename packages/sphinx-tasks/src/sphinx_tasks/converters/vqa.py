@@ -125,7 +125,19 @@ def gqa(path: Path, options: ConvertOptions) -> Iterator[Record | Skip]:
 
 
 def vizwiz(path: Path, options: ConvertOptions) -> Iterator[Record | Skip]:
-    """VizWiz-VQA annotations (a list); the most common of the 10 answers is the target."""
+    """VizWiz-VQA annotations (a list); the most common of the 10 answers is the target. The
+    question is asked as the reference evaluation asks it (a space before the hint), so a model
+    trained on these records sees its benchmark's wording."""
+    return _vizwiz(path, options, ins.get_instruction("vizwiz_val").format)
+
+
+def vizwiz_llava(path: Path, options: ConvertOptions) -> Iterator[Record | Skip]:
+    """VizWiz-VQA with LLaVA-1.5's wording (the hint on its own line), for mixtures evaluated
+    with LLaVA's prompts."""
+    return _vizwiz(path, options, ins.vizwiz_instruction)
+
+
+def _vizwiz(path: Path, options: ConvertOptions, instruction) -> Iterator[Record | Skip]:
     for index, value in enumerate(iter_array(path)):
         item = Fields(value, f"{path}: [{index}]")
         if not item.has("image") or not item.has("question"):
@@ -139,7 +151,7 @@ def vizwiz(path: Path, options: ConvertOptions) -> Iterator[Record | Skip]:
             continue
         if answer.lower() == "unanswerable":
             answer = "Unanswerable"
-        yield record(image, [(ins.vizwiz_instruction(question), answer)], "vqa", "vizwiz")
+        yield record(image, [(instruction(question), answer)], "vqa", "vizwiz")
 
 
 # OCR-VQA's dataset.json marks each book's split with a number (its loadDataset.py).
