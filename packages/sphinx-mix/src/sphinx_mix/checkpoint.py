@@ -24,6 +24,7 @@ import torch
 
 from ._house import confined_path, unwrap_state_dict
 from .errors import MixError
+from .pages import drop_mapped_pages
 from .safetensors_io import SafetensorsFile, TensorInfo, tensor_nbytes
 
 TORCH_SUFFIXES = (".bin", ".pth", ".pt")
@@ -131,8 +132,16 @@ class SafetensorsCheckpoint(Checkpoint):
 class StateDictCheckpoint(Checkpoint):
     """A state dict already in memory, or one loaded from a torch file."""
 
-    def __init__(self, label: str, state_dict: Mapping[str, object], weight_files=(), folder=None):
+    def __init__(
+        self,
+        label: str,
+        state_dict: Mapping[str, object],
+        weight_files=(),
+        folder=None,
+        mapped: bool = False,
+    ):
         super().__init__(label, list(weight_files), folder)
+        self._mapped = mapped
         self._tensors: dict[str, torch.Tensor] = {}
         for key, value in state_dict.items():
             if not isinstance(value, torch.Tensor):
@@ -145,6 +154,21 @@ class StateDictCheckpoint(Checkpoint):
 
     def get(self, key: str) -> torch.Tensor:
         return self._tensors[key]
+
+    @property
+    def reads_into_buffers(self) -> bool:
+        """Memory-mapped files are copied out tensor by tensor, so their pages can go."""
+        return self._mapped
+
+    def read(self, key: str, buffer: torch.Tensor | None) -> torch.Tensor:
+        source = self._tensors[key]
+        if buffer is None or not self._mapped:
+            return source
+        info = self._infos[key]
+        target = buffer[: info.nbytes].view(info.dtype).reshape(info.shape)
+        target.copy_(source)
+        drop_mapped_pages(source)
+        return target
 
 
 class ShardedReference:
@@ -267,16 +291,19 @@ def _open_reference(folder: Path, names: list[str]) -> ShardedReference:
 
 def _open_torch(label: str, paths: list[Path], folder: Path | None = None) -> Checkpoint:
     state_dict: dict[str, object] = {}
+    mapped = True
     for path in paths:
-        loaded = _load_torch_file(path)
+        loaded, file_mapped = _load_torch_file(path)
+        mapped = mapped and file_mapped
         for key, value in loaded.items():
             if key in state_dict:
                 raise MixError(f"{path}: key {key!r} also appears in an earlier file of {label}")
             state_dict[key] = value
-    return StateDictCheckpoint(label, state_dict, paths, folder)
+    return StateDictCheckpoint(label, state_dict, paths, folder, mapped=mapped)
 
 
-def _load_torch_file(path: Path) -> Mapping[str, object]:
+def _load_torch_file(path: Path) -> tuple[Mapping[str, object], bool]:
+    """The state dict, and whether its tensors are memory-mapped from the file."""
     try:
         # mmap maps the zip members as they are stored: a re-packed (deflated) archive would
         # come back as compressed bytes, so only stored archives are memory-mapped.
@@ -291,6 +318,7 @@ def _load_torch_file(path: Path) -> Mapping[str, object]:
                 stacklevel=3,
             )
             loaded = torch.load(path, map_location="cpu", weights_only=True)
+            mappable = False
     except OSError as error:
         raise MixError(f"{path}: cannot open ({error.strerror or error})") from None
     except pickle.UnpicklingError:
@@ -301,7 +329,7 @@ def _load_torch_file(path: Path) -> Mapping[str, object]:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise MixError(f"{path}: not a readable torch checkpoint ({reason})") from None
     try:
-        return unwrap_state_dict(loaded, path)
+        return unwrap_state_dict(loaded, path), mappable
     except ValueError as error:
         raise MixError(str(error)) from None
 

@@ -26,6 +26,7 @@ from .options import MixOptions
 from .output import (
     BackgroundSink,
     MemorySink,
+    ReferenceShardSink,
     ShardedSafetensorsSink,
     copy_extra_files,
     output_folder,
@@ -130,11 +131,13 @@ def _mix_reference(
         try:
             for rank in range(count):
                 shards = [reference.ranks[rank] for reference in opened]
-                sink = MemorySink()
                 plans = plan_keys(shards, formula.coefficients_for, options)
-                _stream(shards, plans, formula, options, sink)
                 name = f"consolidated.{rank:02d}-of-{count:02d}.model.pth"
-                torch.save({"model": sink.state_dict}, staging / name)
+                sink = ReferenceShardSink(staging / name, plans)
+                try:
+                    _stream(shards, plans, formula, options, sink)
+                finally:
+                    sink.close()
             metadata = _metadata(formula, opened, options, hasher.result())
         finally:
             hasher.stop()

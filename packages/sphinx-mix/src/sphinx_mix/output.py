@@ -8,9 +8,12 @@ interrupted run never leaves something that looks like a finished checkpoint.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import shutil
+import struct
 import threading
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +23,7 @@ import torch
 from ._house import OutputError, staged_dir
 from .errors import MixError
 from .plan import KeyPlan, split_shards
-from .safetensors_io import SafetensorsWriter
+from .safetensors_io import SafetensorsWriter, tensor_bytes
 
 INDEX_NAME = "model.safetensors.index.json"
 
@@ -97,6 +100,53 @@ class ShardedSafetensorsSink:
     def close(self) -> None:
         for writer in self._writers:
             writer.close()
+
+
+class ReferenceShardSink:
+    """One ``consolidated.XX-of-YY.model.pth`` written tensor by tensor.
+
+    ``torch.save`` under ``skip_data`` lays out the zip with room for every storage but
+    no bytes; each tensor is then written at its record's offset, so no rank's output is
+    ever held whole. Records are numbered in the order the state dict is pickled.
+    """
+
+    def __init__(self, path: Path, plans: Sequence[KeyPlan]):
+        placeholders = {plan.key: torch.empty(plan.shape, dtype=plan.dtype) for plan in plans}
+        with torch.serialization.skip_data():
+            torch.save({"model": placeholders}, path)
+        self._offsets = dict(zip(placeholders, _record_offsets(path, plans), strict=True))
+        self._handle = open(path, "r+b")  # noqa: SIM115 - closed by close()
+
+    def add(self, key: str, tensor: torch.Tensor) -> None:
+        data, done = tensor_bytes(tensor), 0
+        while done < len(data):
+            done += os.pwrite(self._handle.fileno(), data[done:], self._offsets[key] + done)
+
+    def finish(self, metadata: str) -> None:
+        """The metadata goes to sphinx_mix.json beside the shards."""
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _record_offsets(path: Path, plans: Sequence[KeyPlan]) -> list[int]:
+    """File offsets of the storage records ``data/0``, ``data/1``, ... in order."""
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as handle:
+        records = {}
+        for info in archive.infolist():
+            folder, _, name = info.filename.rpartition("/")
+            if folder.endswith("/data") and name.isdigit():
+                handle.seek(info.header_offset)
+                name_length, extra_length = struct.unpack("<HH", handle.read(30)[26:30])
+                records[int(name)] = (
+                    info.header_offset + 30 + name_length + extra_length,
+                    info.file_size,
+                )
+    if sorted(records) != list(range(len(plans))) or any(
+        records[index][1] != plan.nbytes for index, plan in enumerate(plans)
+    ):
+        raise MixError(f"{path}: unexpected torch.save layout; cannot stream into it")
+    return [records[index][0] for index in range(len(plans))]
 
 
 class MemorySink:
