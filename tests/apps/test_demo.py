@@ -200,3 +200,27 @@ def test_quick_run_stage2_loss_falls(quick_run):
 def test_quick_run_grounding_beats_the_best_baseline(quick_run):
     _, results = quick_run
     assert results["rec_acc50"] > max(results["baselines"].values())
+
+
+@pytest.mark.slow
+def test_interrupt_exits_130_and_leaves_nothing(tmp_path):
+    pytest.importorskip("sphinx_train")
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "report"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sphinx_apps.demo.cli", "--quick", "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".report.staging-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # wait until the run has started writing
+    assert list(tmp_path.glob(".report.staging-*")), "the run never started"
+    time.sleep(2)  # into the first stages
+    process.send_signal(signal.SIGINT)
+    _, error = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "interrupted" in error
+    assert list(tmp_path.iterdir()) == []
