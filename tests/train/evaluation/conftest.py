@@ -45,11 +45,17 @@ def png_bytes(seed: int) -> bytes:
     return buffer.getvalue()
 
 
+def folders(root, *names):
+    """Create and return the benchmark's folders (annotations, images) under ``root``."""
+    paths = [root / name for name in names]
+    for path in paths:
+        path.mkdir(parents=True)
+    return paths
+
+
 @pytest.fixture
 def pope_data(tmp_path):
-    data, images = tmp_path / "pope", tmp_path / "val2014"
-    data.mkdir()
-    images.mkdir()
+    data, images = folders(tmp_path, "pope", "val2014")
     lines = []
     for i in range(6):
         name = f"COCO_val2014_{i:012d}.jpg"
@@ -63,9 +69,7 @@ def pope_data(tmp_path):
 
 @pytest.fixture
 def refcoco_data(tmp_path):
-    data, images = tmp_path / "refcoco", tmp_path / "train2014"
-    data.mkdir()
-    images.mkdir()
+    data, images = folders(tmp_path, "refcoco", "train2014")
     pictures, annotations, refs = [], [], []
     for i, (w, h) in enumerate([(96, 64), (64, 96), (80, 80)]):
         name = f"COCO_train2014_{i:012d}.jpg"
@@ -84,9 +88,7 @@ def refcoco_data(tmp_path):
 
 @pytest.fixture
 def vqav2_data(tmp_path):
-    data, images = tmp_path / "vqav2", tmp_path / "val2014"
-    data.mkdir()
-    images.mkdir()
+    data, images = folders(tmp_path, "vqav2", "val2014")
     questions, annotations = [], []
     for i in range(5):
         picture(i).save(images / f"COCO_val2014_{i + 7:012d}.jpg")
