@@ -123,3 +123,59 @@ def test_missing_or_wrong_folder_is_one_clear_line(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(ValueError, match="model_type 'bert'; expected one of sam, sam_hq, sam2"):
         SamSegmenter(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def hq_folder(tmp_path_factory):
+    """A tiny random SAM-HQ (its mask decoder also reads the vision tower's early features)."""
+    from transformers import (
+        SamHQConfig,
+        SamHQMaskDecoderConfig,
+        SamHQModel,
+        SamHQProcessor,
+        SamHQPromptEncoderConfig,
+        SamHQVisionConfig,
+    )
+    from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPil
+
+    hidden = 32
+    vision = SamHQVisionConfig(hidden_size=32, output_channels=hidden, num_hidden_layers=2,
+                               num_attention_heads=2, image_size=SIDE, patch_size=16,
+                               window_size=2, global_attn_indexes=[1],
+                               num_pos_feats=hidden // 2, mlp_dim=64)  # fmt: skip
+    prompt = SamHQPromptEncoderConfig(
+        hidden_size=hidden, image_size=SIDE, patch_size=16, mask_input_channels=4
+    )
+    decoder = SamHQMaskDecoderConfig(hidden_size=hidden, mlp_dim=64, num_hidden_layers=2,
+                                     num_attention_heads=2, iou_head_hidden_dim=32,
+                                     vit_dim=32)  # fmt: skip
+    config = SamHQConfig(vision_config=vision.to_dict(), prompt_encoder_config=prompt.to_dict(),
+                         mask_decoder_config=decoder.to_dict())  # fmt: skip
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("sam-hq")
+    SamHQModel(config).save_pretrained(folder)
+    processor = SamImageProcessorPil(
+        size={"longest_edge": SIDE}, pad_size={"height": SIDE, "width": SIDE}
+    )
+    SamHQProcessor(image_processor=processor).save_pretrained(folder)
+    return folder
+
+
+def test_sam_hq_folder_gives_one_mask_per_box_with_the_best_predicted_iou(hq_folder):
+    segmenter = SamSegmenter(hq_folder)
+    assert type(segmenter.model).__name__ == "SamHQModel"
+    image, boxes = _image(), [Box(5, 5, 40, 40), Box(30, 10, 100, 70)]
+    outputs = []
+    hook = segmenter.model.register_forward_hook(lambda _m, _i, out: outputs.append(out))
+    try:
+        masks = segmenter(image, boxes)
+    finally:
+        hook.remove()
+    (output,) = outputs  # one forward for both boxes
+    inputs = segmenter.prepare(image, boxes)
+    candidates = segmenter.processor.post_process_masks(
+        output.pred_masks, inputs["original_sizes"], inputs["reshaped_input_sizes"]
+    )[0]
+    for mask, row, scores in zip(masks, candidates, output.iou_scores[0], strict=True):
+        assert mask.shape == (80, 120) and mask.dtype == bool
+        assert np.array_equal(mask, row[int(torch.argmax(scores))].numpy())
