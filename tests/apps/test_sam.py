@@ -179,3 +179,69 @@ def test_sam_hq_folder_gives_one_mask_per_box_with_the_best_predicted_iou(hq_fol
     for mask, row, scores in zip(masks, candidates, output.iou_scores[0], strict=True):
         assert mask.shape == (80, 120) and mask.dtype == bool
         assert np.array_equal(mask, row[int(torch.argmax(scores))].numpy())
+
+
+@pytest.fixture(scope="module")
+def sam2_folder(tmp_path_factory):
+    """A tiny random SAM 2 (Hiera backbone, 64 px); its processor squashes to a square."""
+    pytest.importorskip("torchvision")  # transformers' SAM 2 image processor needs it
+    from transformers import (
+        Sam2Config,
+        Sam2HieraDetConfig,
+        Sam2ImageProcessor,
+        Sam2MaskDecoderConfig,
+        Sam2Model,
+        Sam2Processor,
+        Sam2PromptEncoderConfig,
+        Sam2VisionConfig,
+    )
+
+    hidden = 32
+    # stride 4 patches, then three 2x poolings: 16, 8, 4 (and 2) cells a side; no global
+    # attention block may start a stage (its window would be 0 after the pooling)
+    backbone = Sam2HieraDetConfig(hidden_size=16, num_attention_heads=1, image_size=[SIDE, SIDE],
+                                  patch_kernel_size=[7, 7], patch_stride=[4, 4],
+                                  patch_padding=[3, 3], query_stride=[2, 2],
+                                  window_positional_embedding_background_size=[2, 2],
+                                  blocks_per_stage=[1, 1, 2, 1], embed_dim_per_stage=[16, 32, 64, 128],
+                                  num_attention_heads_per_stage=[1, 1, 1, 1],
+                                  window_size_per_stage=[4, 4, 2, 2], global_attention_blocks=[3],
+                                  mlp_ratio=2.0)  # fmt: skip
+    vision = Sam2VisionConfig(backbone_config=backbone.to_dict(),
+                              backbone_channel_list=[128, 64, 32, 16],
+                              backbone_feature_sizes=[[16, 16], [8, 8], [4, 4]],
+                              fpn_hidden_size=hidden)  # fmt: skip
+    prompt = Sam2PromptEncoderConfig(
+        hidden_size=hidden, image_size=SIDE, patch_size=16, mask_input_channels=4
+    )
+    decoder = Sam2MaskDecoderConfig(hidden_size=hidden, mlp_dim=64, num_hidden_layers=2,
+                                    num_attention_heads=2, iou_head_hidden_dim=32)  # fmt: skip
+    config = Sam2Config(vision_config=vision.to_dict(), prompt_encoder_config=prompt.to_dict(),
+                        mask_decoder_config=decoder.to_dict())  # fmt: skip
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("sam2")
+    Sam2Model(config).save_pretrained(folder)
+    processor = Sam2ImageProcessor(
+        size={"height": SIDE, "width": SIDE}, mask_size={"height": 16, "width": 16}
+    )
+    Sam2Processor(image_processor=processor).save_pretrained(folder)
+    return folder
+
+
+def test_sam2_scales_boxes_per_axis_and_gives_masks_at_image_size(sam2_folder):
+    segmenter = SamSegmenter(sam2_folder)
+    assert segmenter.model_type == "sam2"
+    image, boxes = _image(), [Box(5, 5, 40, 40), Box(30, 10, 100, 70)]
+    # SAM 2 resizes the 120 x 80 picture to 64 x 64: x scales by 64/120, y by 64/80
+    expected = [[5 * 64 / 120, 5 * 0.8, 40 * 64 / 120, 40 * 0.8],
+                [30 * 64 / 120, 10 * 0.8, 100 * 64 / 120, 70 * 0.8]]  # fmt: skip
+    inputs = segmenter.prepare(image, boxes)
+    np.testing.assert_allclose(inputs["input_boxes"][0].numpy(), expected, rtol=1e-6)
+    calls = []
+    hook = segmenter.model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        masks = segmenter(image, boxes)
+    finally:
+        hook.remove()
+    assert len(calls) == 1
+    assert [(mask.shape, mask.dtype) for mask in masks] == [((80, 120), np.dtype(bool))] * 2
