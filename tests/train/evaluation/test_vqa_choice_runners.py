@@ -14,33 +14,7 @@ import json
 
 import pytest
 
-from sphinx_train.evaluation import EvalOptions, run_eval
-
-from .conftest import folders, picture, png_bytes
-
-
-def run_with_answers(nano, task, split, data, images, tmp_path, answers: dict[str, str]):
-    """Generate once, swap the cached answers for ``answers`` (by sample id), score again;
-    returns the split's metrics and the samples by id."""
-    out = tmp_path / f"out-{task}"
-
-    def options(**extra):
-        return EvalOptions(task=task, data=data, images=images, out=out, progress=False,
-                           batch_size=4, **extra)  # fmt: skip
-
-    run_eval(nano, options())
-    cache = out.with_name(out.name + ".cache") / "responses-rank0.jsonl"
-    entries = [json.loads(line) for line in cache.read_text().splitlines()]
-    assert sorted(e["id"] for e in entries) == sorted(answers)
-    cache.write_text("".join(json.dumps({**e, "answer": answers[e["id"]]}) + "\n"
-                             for e in entries))  # fmt: skip
-    generated: list[str] = []
-    results = run_eval(nano, options(overwrite=True), on_batch=generated.extend)
-    assert generated == []  # every answer came from the cache
-    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    assert json.loads((out / "results.json").read_text()) == results
-    return results[task][split], {s["id"]: s for s in samples}
-
+from .conftest import folders, picture, png_bytes, run_with_answers
 
 # Official VQA accuracy (GT-Vision-Lab/VQA vqaEval.py): the humans' answers and the prediction
 # are normalised (lower case, digit words to digits, articles and punctuation dropped) only when

@@ -6,6 +6,7 @@ import argparse
 
 EPILOG = """examples:
   sphinx-train eval --list
+  sphinx-train eval --tasks-module my_benchmarks --list
   sphinx-train eval --model ckpt/sphinx --task pope --data data/pope --images coco/val2014 \\
       --out results/pope
   torchrun --nproc-per-node 8 -m sphinx_train.cli eval --model ckpt/sphinx --task refcoco \\
@@ -24,6 +25,9 @@ def register(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--list", action="store_true", help="list the tasks and exit")
+    parser.add_argument("--tasks-module", action="append", metavar="MODULE",
+                        help="Python module to import first, whose register_task calls add tasks "
+                        "(repeatable), e.g. --tasks-module my_benchmarks")  # fmt: skip
     parser.add_argument("--model", help="model folder (save_pretrained / convert-accessory)")
     parser.add_argument("--task", help="task name (see --list), e.g. pope")
     parser.add_argument("--split", action="append", help="split (repeatable; default: all)")

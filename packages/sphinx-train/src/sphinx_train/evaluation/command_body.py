@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import sys
 from pathlib import Path
 
 from sphinx_train._house import run_cli
@@ -20,6 +22,16 @@ def _device(requested: str | None) -> str:
     return "cpu"
 
 
+def _import_tasks(module: str) -> None:
+    """A user's module of ``register_task`` calls (found on sys.path or the current folder)."""
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise ValueError(f"--tasks-module {module}: cannot import it ({err})") from None
+
+
 def run_command(args: argparse.Namespace) -> int:
     return run_cli("sphinx-train eval", lambda: _body(args),
                    errors=(ValueError, OSError, KeyError, RuntimeError))  # fmt: skip
@@ -28,6 +40,8 @@ def run_command(args: argparse.Namespace) -> int:
 def _body(args: argparse.Namespace) -> int:
     import sphinx_train.evaluation.tasks  # noqa: F401 (registers the built-in tasks)
 
+    for module in args.tasks_module or []:
+        _import_tasks(module)
     if args.list:
         for name in list_tasks():
             task = get_task(name)
