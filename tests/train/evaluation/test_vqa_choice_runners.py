@@ -71,6 +71,30 @@ def test_textvqa(nano, tmp_path):
     assert samples["34602"]["prompt"].count("what brand 0?\nAnswer the question") == 1
 
 
+def test_textvqa_ocr_prompt_reads_the_rosetta_tokens(tmp_path):
+    from sphinx_train.evaluation.registry import get_task
+
+    (tmp_path / "TextVQA_0.5.1_val.json").write_text(json.dumps({"data": [
+        {"question_id": 1, "question": "what brand?", "image_id": "ab", "answers": ["sony"] * 10},
+        {"question_id": 2, "question": "what year?", "image_id": "cd", "answers": ["1999"] * 10},
+    ]}))  # fmt: skip
+    task = get_task("textvqa")
+    plain = task.loader(tmp_path, None, "val")
+    with pytest.raises(ValueError, match="needs TextVQA_Rosetta_OCR"):
+        task.prompt("ocr").build(plain[0])
+    (tmp_path / "TextVQA_Rosetta_OCR_v0.2_val.json").write_text(json.dumps({"data": [
+        {"image_id": "ab", "ocr_tokens": ["SONY", "cyber-shot"]}]}))  # fmt: skip
+    samples = task.loader(tmp_path, None, "val")
+    # LLaVA-1.5's llava_textvqa_val_v051_ocr questions: tokens joined by ", " on their own line
+    assert [task.prompt("ocr").build(s)[0] for s in samples] == [
+        "what brand?\nReference OCR token: SONY, cyber-shot\n"
+        "Answer the question using a single word or phrase.",
+        "what year?\nReference OCR token: \nAnswer the question using a single word or phrase.",
+    ]
+    assert task.prompt().build(samples[0])[0] == (
+        "what brand?\nAnswer the question using a single word or phrase.")  # fmt: skip
+
+
 def test_vizwiz(nano, tmp_path):
     data, images = folders(tmp_path, "vizwiz", "vizwiz/val")
     rows, answers = [], {}

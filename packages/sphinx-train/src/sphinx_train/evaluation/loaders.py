@@ -161,12 +161,21 @@ def load_vqa_pair(questions: str, annotations: str, image_name: str):
 
 
 def load_textvqa(data: Path, images: Path | None, split: str) -> list[EvalSample]:
-    """TextVQA: ``TextVQA_0.5.1_<split>.json`` (``data`` list); images ``train_images/<id>.jpg``."""
+    """TextVQA: ``TextVQA_0.5.1_<split>.json`` (``data`` list); images ``train_images/<id>.jpg``.
+    With ``TextVQA_Rosetta_OCR_v0.2_<split>.json`` beside it, each sample carries its image's
+    OCR tokens (``meta["ocr_tokens"]``, for the ``ocr`` prompt)."""
     rows = _read_json(data / f"TextVQA_0.5.1_{split}.json")["data"]
+    ocr_path = data / f"TextVQA_Rosetta_OCR_v0.2_{split}.json"
+    ocr = None
+    if ocr_path.is_file():
+        ocr = {str(_field(entry, "image_id", str(ocr_path))): list(entry.get("ocr_tokens", []))
+               for entry in _read_json(ocr_path)["data"]}  # fmt: skip
     root = images or data / "train_images"
     return [EvalSample(str(row["question_id"]), row["question"],
                        str(confined_path(root, f"{row['image_id']}.jpg", what="image")),
-                       list(row["answers"])) for row in rows]  # fmt: skip
+                       list(row["answers"]),
+                       {} if ocr is None else {"ocr_tokens": ocr.get(str(row["image_id"]), [])})
+            for row in rows]  # fmt: skip
 
 
 def load_vizwiz(data: Path, images: Path | None, split: str) -> list[EvalSample]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sphinx_tasks import Box, metrics
+from sphinx_tasks import Box, instructions, metrics
 from sphinx_train.evaluation import loaders
 from sphinx_train.evaluation.registry import EvalSample, EvalTask, Prompt, register_task
 
@@ -21,6 +21,14 @@ def _formatted(name: str, template: str) -> Prompt:
 
 
 PLAIN = Prompt("plain", lambda sample: (sample.question, ""))
+
+
+def _textvqa_ocr(sample: EvalSample) -> tuple[str, str]:
+    """The paper's (and LLaVA-1.5's) TextVQA question, with the image's Rosetta OCR tokens."""
+    if "ocr_tokens" not in sample.meta:
+        raise ValueError("textvqa prompt 'ocr' needs TextVQA_Rosetta_OCR_v0.2_<split>.json "
+                         "beside TextVQA_0.5.1_<split>.json")  # fmt: skip
+    return instructions.textvqa_instruction(sample.question, sample.meta["ocr_tokens"]), ""
 
 
 def _choice_lines(sample: EvalSample) -> str:
@@ -135,7 +143,8 @@ def _register_all() -> None:
     register_task("okvqa", EvalTask(loaders.load_vqa_pair(
         "OpenEnded_mscoco_{split}2014_questions.json", "mscoco_{split}2014_annotations.json",
         "COCO_{split}2014_{image_id:012d}.jpg"), short, splits=("val",), **vqa))  # fmt: skip
-    register_task("textvqa", EvalTask(loaders.load_textvqa, short, splits=("val",), **vqa))
+    register_task("textvqa", EvalTask(loaders.load_textvqa, [*short, Prompt("ocr", _textvqa_ocr)],
+                                      splits=("val",), **vqa))  # fmt: skip
     register_task("vizwiz", EvalTask(loaders.load_vizwiz, [_formatted("reference", VIZWIZ), PLAIN],
                                      splits=("val",), **vqa))  # fmt: skip
     register_task("gqa", EvalTask(loaders.load_gqa, short, 10, _vqa_parse, _gqa_score,
