@@ -115,6 +115,20 @@ def test_refcoco_scores_a_right_box_in_both_frames(refcoco_data):
     assert scores[0] == pytest.approx(1.0, abs=1e-3)
 
 
+def test_refcocog_reads_the_umd_refs_and_its_own_splits(refcoco_data):
+    import shutil
+
+    from sphinx_train.evaluation.registry import get_task
+
+    data, images = refcoco_data
+    shutil.move(data / "refs(unc).p", data / "refs(umd).p")  # RefCOCOg's Google/UMD split file
+    task = get_task("refcocog")
+    assert task.splits == ("val", "test")
+    assert [s.id for s in task.loader(data, images, "val")] == ["0-0", "0-1", "1-0", "1-1"]
+    with pytest.raises(FileNotFoundError, match=r"refs\(umd\)"):
+        get_task("refcocog").loader(data.parent, images, "val")
+
+
 def test_refs_pickle_with_code_is_refused(refcoco_data, tmp_path):
     from sphinx_train.evaluation.registry import get_task
 
