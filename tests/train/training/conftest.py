@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -82,14 +83,29 @@ def fit_command(config, out, *extra, ranks: int = 1) -> list[str]:
     if ranks == 1:
         launcher = [sys.executable, "-m", "sphinx_train.cli"]
     else:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
-                    str(ranks), "--master_port", "0", "-m", "sphinx_train.cli"]
+        # --standalone picks a free port; "--master_port 0" would reach the workers as port 0
+        # and block them in rendezvous forever.
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    "--nproc_per_node", str(ranks), "-m", "sphinx_train.cli"]
     return [*launcher, "fit", str(config), "--out", str(out), *extra]
 
 
+def run_guarded(command: list[str], timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
+    """Run in a new process group and SIGKILL the whole group on timeout (never hang CI)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=environment(), start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"{' '.join(command[:6])} ... ran past {timeout} s; killed. stderr tail:\n"
+                    f"{stderr[-2000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
 def run_fit(config, out, *extra, ranks: int = 1) -> subprocess.CompletedProcess:
-    return subprocess.run(fit_command(config, out, *extra, ranks=ranks), capture_output=True,
-                          text=True, timeout=RUN_TIMEOUT, env=environment())
+    return run_guarded(fit_command(config, out, *extra, ranks=ranks))
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -81,8 +81,6 @@ def test_sigkill_then_resume_is_bit_identical(stage1_config, straight_run, tmp_p
 
 
 @pytest.mark.dist
-@pytest.mark.skip(reason="known defect: the 2-rank gloo run deadlocks (low CPU, no progress for "
-                  "240 s, workers survive SIGTERM); under investigation")
 def test_two_ranks_match_one_then_resume_on_one_rank(stage1_config, straight_run, tmp_path):
     out = tmp_path / "two-ranks"
     result = run_fit(stage1_config, out, "--max-steps", "5", ranks=2)

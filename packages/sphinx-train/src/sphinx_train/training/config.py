@@ -21,6 +21,7 @@ SOURCE_KINDS = (
     "webdataset",
     "image-jsonl",
     "text-jsonl",
+    "text-parquet",
     "conversations",
     "meta-yaml",
 )
@@ -72,6 +73,7 @@ class DataConfig:
     held_out: list[SourceConfig] = field(default_factory=list)
     held_out_samples: int = 16
     max_missing_share: float = 0.01
+    preflight_samples: int = 256  # per source, checked before training (0: no pre-flight)
 
 
 @dataclass
@@ -96,7 +98,12 @@ class ScheduleConfig:
 
 @dataclass
 class ParallelConfig:
+    """``micro_batch_tokens`` > 0 replaces the fixed ``micro_batches`` count by a token
+    budget: length-sorted rows are packed while rows x longest row (text + image tokens)
+    stays within it."""
+
     micro_batches: int = 1
+    micro_batch_tokens: int = 0
     activation_checkpointing: str = "none"
     compile: bool = False
     cpu_offload: bool = False
@@ -115,6 +122,7 @@ class LoggingConfig:
     progress: bool = True
     eval_every: int = 0
     samples: bool = False  # write samples.jsonl: the global (source, index) list of each step
+    tensorboard: bool = False  # also OUT/tensorboard/ event files (the tensorboard extra)
 
 
 @dataclass
@@ -288,6 +296,8 @@ def check_config(config: TrainConfig) -> None:
         )
     if config.parallel.micro_batches < 1:
         raise ConfigError("parallel.micro_batches: expected >= 1")
+    if config.parallel.micro_batch_tokens < 0:
+        raise ConfigError("parallel.micro_batch_tokens: expected >= 0 (0: use micro_batches)")
     if len(config.optimizer.betas) != 2:
         raise ConfigError(f"optimizer.betas: expected two numbers, got {config.optimizer.betas}")
     if config.optimizer.fused not in ("auto", "yes", "no"):

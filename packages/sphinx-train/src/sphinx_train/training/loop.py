@@ -7,7 +7,9 @@ and normalises the loss by the global number of supervised tokens of the whole s
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +18,27 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from sphinx_train._house import staged_file
 from sphinx_train.conversation import IGNORE_INDEX
 from sphinx_train.training import checkpoint as ckpt
 from sphinx_train.training.config import TrainConfig
-from sphinx_train.training.data.encode import Dropped, EncodedSample, encode_record, length_groups
+from sphinx_train.training.data.encode import (
+    Dropped,
+    EncodedSample,
+    encode_record,
+    length_groups,
+    preflight,
+    split_to_count,
+    token_budget_groups,
+)
 from sphinx_train.training.data.sampler import NaturalSampler, rank_share
 from sphinx_train.training.data.sources import open_source
-from sphinx_train.training.metrics import MetricsLog, Warnings, learning_rate
+from sphinx_train.training.metrics import (
+    MetricsLog,
+    Warnings,
+    learning_rate,
+    tensorboard_writer,
+)
 from sphinx_train.training.parallelize import (
     Runtime,
     average_replicated_grads,
@@ -136,16 +152,40 @@ class Trainer:
         if runtime.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             ckpt.clean_staging(self.out / "checkpoints")
+            self._preflight()
             if self.resume_path is None:
                 import yaml
 
                 (self.out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(),
                                                                      sort_keys=False))
+            writer = (tensorboard_writer(self.out / "tensorboard")
+                      if config.logging.tensorboard else None)
             self.metrics = MetricsLog(self.out / "metrics.jsonl",
-                                      None if self.resume_path is None else self.step)
+                                      None if self.resume_path is None else self.step, writer)
             self.samples_log = MetricsLog(self.out / "samples.jsonl",
                                           None if self.resume_path is None else self.step)
         dist.barrier()
+
+    def _preflight(self) -> None:
+        """Count what max_length and bad records will cost, per source, before step 1:
+        printed for every source that loses samples, and written to OUT/preflight.json."""
+        limit = self.config.data.preflight_samples
+        if limit <= 0:
+            return
+        report = {}
+        for stream, sources, _ in self.streams:
+            for source in sources:
+                counts = preflight(source, self.model, stream.template,
+                                   self.config.data.max_length, limit)
+                report[source.name] = {"checked": sum(counts.values()), **counts}
+                lost = {why: n for why, n in counts.items() if why != "kept whole"}
+                if lost:
+                    print(f"sphinx-train fit: pre-flight {source.name}: "
+                          + ", ".join(f"{n} {why}" for why, n in sorted(lost.items()))
+                          + f" (of the first {report[source.name]['checked']})",
+                          file=sys.stderr)
+        with staged_file(self.out / "preflight.json", overwrite=True) as stage:
+            stage.write_text(json.dumps(report, indent=1) + "\n")
 
     def _warmup_steps(self) -> int:
         schedule = self.config.schedule
@@ -193,7 +233,7 @@ class Trainer:
 
         model = self.model
         world = self.runtime.world_size
-        groups = length_groups(samples, self.config.parallel.micro_batches)
+        groups = self._micro_batches(samples)
         count = torch.tensor([sum(item.supervised for item in samples)], dtype=torch.float64)
         dist.all_reduce(count)
         total = count.item()
@@ -202,11 +242,13 @@ class Trainer:
         pad = model.tokenizer.pad_id if model.tokenizer.pad_id is not None else 0
         for index, group in enumerate(groups):
             model.set_requires_gradient_sync(index == len(groups) - 1)
+            filler = group is None  # this rank ran out of rows; keep the collectives in step
+            group = groups[0] if filler else group
             batch = collate([item.sample for item in group], pad_id=pad)
             output = model(batch)
             sums, counts = row_losses(output.logits, output.labels)
-            (sums.sum() * world / total).backward()
-            for row, item in enumerate(group):
+            (sums.sum() * (0.0 if filler else world / total)).backward()
+            for row, item in enumerate([] if filler else group):
                 slot = names.index(item.source) if item.source in names else 0
                 per_source[2 * slot] += sums[row].detach().double().item()
                 per_source[2 * slot + 1] += counts[row].item()
@@ -234,6 +276,20 @@ class Trainer:
                                sum(i.sample.pixel_values is not None for i in samples)])
         dist.all_reduce(tokens)
         return StepReport(loss, source_loss, grad_norm, int(tokens[0]), int(tokens[1]), sources)
+
+    def _micro_batches(self, samples: list[EncodedSample]) -> list:
+        """A fixed number of length groups, or token-budget groups made as many on every
+        rank (split, then padded with ``None``: a forward whose loss counts zero)."""
+        budget = self.config.parallel.micro_batch_tokens
+        if not budget:
+            return length_groups(samples, self.config.parallel.micro_batches)
+        if not samples:
+            raise ValueError("no sample on this rank for this step; raise per_step")
+        groups = token_budget_groups(samples, budget)
+        count = torch.tensor([len(groups)])
+        dist.all_reduce(count, op=dist.ReduceOp.MAX)
+        groups = split_to_count(groups, int(count))
+        return groups + [None] * (int(count) - len(groups))
 
     def _clip(self, max_norm: float) -> float:
         """Global grad norm over sharded and replicated grads; scale both when above max."""

@@ -17,11 +17,22 @@ def learning_rate(step: int, lr: float, min_lr: float, warmup: int, total: int) 
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * progress))
 
 
-class MetricsLog:
-    """Appends JSON lines; on resume, lines after the checkpoint's step are dropped first."""
+def tensorboard_writer(folder: Path):
+    """A TensorBoard writer, imported only when asked for (the ``tensorboard`` extra)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as error:
+        raise ImportError("logging.tensorboard needs the tensorboard extra: "
+                          "pip install 'sphinx-train[tensorboard]'") from error
+    return SummaryWriter(str(folder))
 
-    def __init__(self, path: Path, resume_step: int | None):
-        self.path = path
+
+class MetricsLog:
+    """Appends JSON lines; on resume, lines after the checkpoint's step are dropped first.
+    With a TensorBoard ``writer``, every number of a record is also a scalar at its step."""
+
+    def __init__(self, path: Path, resume_step: int | None, writer=None):
+        self.path, self.writer = path, writer
         if resume_step is None:
             path.write_text("")
         elif path.is_file():
@@ -32,6 +43,11 @@ class MetricsLog:
     def write(self, record: dict) -> None:
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, int | float):
+                    self.writer.add_scalar(key, value, record["step"])
+            self.writer.flush()
 
 
 class Warnings:

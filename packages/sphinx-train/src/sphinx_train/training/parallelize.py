@@ -31,6 +31,11 @@ def init_distributed() -> Runtime:
     if not dist.is_initialized():
         backend = "nccl" if cuda else "gloo"
         if "WORLD_SIZE" in os.environ:
+            if os.environ.get("MASTER_PORT") == "0":
+                # torchrun passes port 0 on literally: every worker would wait in rendezvous
+                # for a store on port 0 forever.
+                raise ValueError("MASTER_PORT=0: torchrun does not pick a free port for the "
+                                 "workers; use torchrun --standalone or a real --master_port")
             dist.init_process_group(backend)
         else:
             dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)

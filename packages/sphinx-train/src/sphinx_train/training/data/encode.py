@@ -82,6 +82,32 @@ def length_groups(samples: list[EncodedSample], count: int) -> list[list[Encoded
     return groups
 
 
+def token_budget_groups(samples: list[EncodedSample], budget: int) -> list[list[EncodedSample]]:
+    """Micro-batches of length-sorted samples whose padded size (rows x longest true length)
+    stays within ``budget`` tokens; a sample longer than the budget is a batch of its own."""
+    groups: list[list[EncodedSample]] = []
+    for item in sorted(samples, key=lambda item: item.tokens):
+        if groups and (len(groups[-1]) + 1) * item.tokens <= budget:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+def split_to_count(groups: list[list[EncodedSample]], count: int) -> list[list[EncodedSample]]:
+    """Halve the largest micro-batches until there are ``count`` of them (every rank must run
+    the same number of forward passes under FSDP); past one sample per batch, stop short."""
+    groups = [list(group) for group in groups]
+    while len(groups) < count:
+        largest = max(range(len(groups)), key=lambda index: len(groups[index]))
+        group = groups[largest]
+        if len(group) < 2:
+            break
+        half = len(group) // 2
+        groups[largest : largest + 1] = [group[:half], group[half:]]
+    return groups
+
+
 def preflight(source, model, template: str | None, max_length: int, limit: int = 2000) -> dict:
     """Count samples that would be truncated or dropped (and why) among the first ``limit``."""
     report: Counter = Counter()

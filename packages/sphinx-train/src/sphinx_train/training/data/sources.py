@@ -6,6 +6,7 @@ caller counts it. Every source knows its size up front, so the sampler can weigh
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
 from dataclasses import dataclass
@@ -103,6 +104,37 @@ class JsonLinesSource(Source):
         return Record(self.name, text, image, self.tiling)
 
 
+class ParquetTextSource(Source):
+    """The ``text`` column of a parquet file (the ``parquet`` extra), one row group in memory."""
+
+    def __init__(self, config: SourceConfig):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError as error:
+            raise ImportError(f"source {config.name!r}: kind text-parquet needs the parquet "
+                              "extra: pip install 'sphinx-train[parquet]'") from error
+        self.name, self.tiling, self.path = config.name, None, Path(config.path)
+        self.file = pq.ParquetFile(self.path)
+        columns = self.file.schema_arrow.names
+        if "text" not in columns:
+            raise ValueError(f"{self.path}: no 'text' column (columns: {', '.join(columns)})")
+        sizes = [self.file.metadata.row_group(i).num_rows
+                 for i in range(self.file.num_row_groups)]
+        self.starts = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+        self._group: tuple[int, list] | None = None
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    def record(self, index: int) -> Record | None:
+        group = bisect.bisect_right(self.starts, index) - 1
+        if self._group is None or self._group[0] != group:
+            column = self.file.read_row_group(group, columns=["text"]).column("text")
+            self._group = (group, column.to_pylist())
+        text = self._group[1][index - self.starts[group]]
+        return None if not text else Record(self.name, text)
+
+
 class ShardSource(Source):
     """Image-caption pairs from webdataset tar shards."""
 
@@ -187,6 +219,8 @@ def open_source(config: SourceConfig, seed: int = 0) -> Source:
         return SyntheticSource(config, seed)
     if config.kind == "webdataset":
         return ShardSource(config)
+    if config.kind == "text-parquet":
+        return ParquetTextSource(config)
     if config.kind == "meta-yaml":
         return ConcatSource(config.name, _meta_sources(config))
     path = Path(config.path)

@@ -1,0 +1,66 @@
+"""The pre-flight report of ``fit``: samples truncated or dropped, and why, before step 1."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+import yaml
+from PIL import Image
+
+from .conftest import read_jsonl, run_fit
+
+pytestmark = pytest.mark.slow
+
+
+def image_folder(folder, count):
+    folder.mkdir()
+    for index in range(count):
+        Image.new("RGB", (64, 48), (40 * index, 90, 200)).save(folder / f"{index}.png")
+        (folder / f"{index}.txt").write_text(f"a blue picture number {index}")
+    return str(folder)
+
+
+def test_fit_reports_truncated_and_dropped_samples(tmp_path):
+    has_tensorboard = importlib.util.find_spec("tensorboard") is not None
+    long_text = "the red square is left of the blue circle " * 200  # far past 400 tokens
+    texts = ["a short line", long_text, "another short line", long_text]
+    (tmp_path / "text.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    config = {
+        "model": {"preset": "sphinx-nano", "tiling": "sphinx"},
+        "data": {"max_length": 400, "streams": [
+            {"name": "captions", "per_step": 2, "sources": [
+                {"name": "small", "kind": "image-jsonl",
+                 "path": image_folder(tmp_path / "small", 2)},
+                # 1k tiling: 5 views x 291 tokens = 1455 image tokens, more than max_length
+                {"name": "big", "kind": "image-jsonl", "tiling": "sphinx-1k",
+                 "path": image_folder(tmp_path / "big", 2)}]},
+            {"name": "text", "per_step": 2, "sources": [
+                {"name": "text", "kind": "text-jsonl", "path": str(tmp_path / "text.jsonl")}]},
+        ]},
+        "schedule": {"total_steps": 1, "warmup_steps": 1},
+        "logging": {"progress": False, "tensorboard": has_tensorboard},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_fit(path, tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    dropped = "dropped: its 1455 image tokens alone exceed max_length 400"
+    assert json.loads((tmp_path / "run" / "preflight.json").read_text()) == {
+        "small": {"checked": 2, "kept whole": 2},
+        "big": {"checked": 2, dropped: 2},
+        "text": {"checked": 4, "kept whole": 2, "truncated to max_length": 2},
+    }
+    assert f"pre-flight big: 2 {dropped} (of the first 2)" in result.stderr
+    assert "pre-flight text: 2 truncated to max_length (of the first 4)" in result.stderr
+    assert "pre-flight small" not in result.stderr
+    metrics = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == [1]
+    if has_tensorboard:  # the same step's loss as a TensorBoard scalar
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+        events.Reload()
+        [scalar] = events.Scalars("loss")
+        assert scalar.step == 1 and scalar.value == pytest.approx(metrics[0]["loss"], rel=1e-6)
