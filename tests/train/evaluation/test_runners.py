@@ -46,8 +46,6 @@ def test_pope(nano, pope_data, tmp_path):
     assert samples[0]["prompt"].count("Answer the question using a single word or phrase.") == 1
 
 
-
-
 def test_unknown_split_and_variant(nano, pope_data, tmp_path):
     data, _ = pope_data
     with pytest.raises(ValueError, match="no split 'val'"):
@@ -94,10 +92,13 @@ def test_refcoco(nano, refcoco_data, tmp_path):
     assert results["val"]["acc@0.5"] == pytest.approx(100 * sum(hits) / 4)
     assert results["val"]["n"] == 4
     assert "acc@0.5_pixels" in results["val"] and "miou" in results["val"]
-    assert samples[0]["prompt"].endswith(
-        "Please provide the bounding box coordinate of the region this sentence describes: "
-        "the left thing.\n### Assistant:"
-    ) or "describes: the left thing." in samples[0]["prompt"]
+    assert (
+        samples[0]["prompt"].endswith(
+            "Please provide the bounding box coordinate of the region this sentence describes: "
+            "the left thing.\n### Assistant:"
+        )
+        or "describes: the left thing." in samples[0]["prompt"]
+    )
 
 
 def test_refcoco_scores_a_right_box_in_both_frames(refcoco_data):
@@ -181,11 +182,24 @@ def test_mmbench_circular(nano, mmbench_data, tmp_path):
     assert results["dev"]["circular_accuracy"] == pytest.approx(100 * expected)
 
 
+def test_mmbench_paper_prompt(mmbench_data):
+    from sphinx_train.evaluation.registry import get_task
+
+    task = get_task("mmbench")
+    samples = task.loader(mmbench_data, None, "dev")
+    # SPHINX paper, Table 1: "There are several options: {options}"
+    assert task.prompt("paper").build(samples[3])[0] == (
+        "A hint.\nWhich shape?\nThere are several options: A. circle\nB. square"
+    )
+    assert task.prompt().name == "llava"
+
+
 def test_scienceqa_reference_prompt(nano, scienceqa_data, tmp_path):
     results, samples = run(nano, "scienceqa", scienceqa_data, tmp_path)
     assert [s["id"] for s in samples] == ["5", "7"]  # only questions with an image
-    assert "Context:\nLook.\nQuestion:\nWhich one 5?\nChoices:\nA. x\nB. y\nC. z\n" in (
-        samples[0]["prompt"]
+    assert (
+        "Context:\nLook.\nQuestion:\nWhich one 5?\nChoices:\nA. x\nB. y\nC. z\n"
+        in (samples[0]["prompt"])
     )
     assert samples[0]["prompt"].endswith(" The answer is")
     assert results["test"]["n"] == 2
@@ -195,16 +209,29 @@ def test_other_loaders_read_the_official_layouts(tmp_path):
     from sphinx_train.evaluation.registry import get_task
 
     (tmp_path / "train_images").mkdir()
-    (tmp_path / "TextVQA_0.5.1_val.json").write_text(json.dumps({"data": [
-        {"question_id": 3, "question": "brand?", "image_id": "ab12", "answers": ["sony"] * 10}]}))
+    (tmp_path / "TextVQA_0.5.1_val.json").write_text(
+        json.dumps(
+            {
+                "data": [
+                    {
+                        "question_id": 3,
+                        "question": "brand?",
+                        "image_id": "ab12",
+                        "answers": ["sony"] * 10,
+                    }
+                ]
+            }
+        )
+    )
     text = get_task("textvqa").loader(tmp_path, None, "val")
     assert (text[0].id, text[0].image.endswith("train_images/ab12.jpg")) == ("3", True)
     (tmp_path / "val.json").write_text(json.dumps([{"image": "VizWiz_val_00000001.jpg",
         "question": "What is this?", "answers": [{"answer": "tea"}] * 10}]))  # fmt: skip
     wiz = get_task("vizwiz").loader(tmp_path, None, "val")
     assert wiz[0].target == ["tea"] * 10
-    assert "What is this? When the provided information is insufficient" in (
-        get_task("vizwiz").prompt().build(wiz[0])[0]
+    assert (
+        "What is this? When the provided information is insufficient"
+        in (get_task("vizwiz").prompt().build(wiz[0])[0])
     )
     (tmp_path / "testdev_balanced_questions.json").write_text(json.dumps(
         {"201": {"imageId": "n1", "question": "Is it?", "answer": "no"}}))  # fmt: skip

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from .conftest import run_with_answers
 
 # What a user writes: the module the CLI imports with --tasks-module scene_tasks.
-SCENE_TASKS = '''
+SCENE_TASKS = """
 import json
 from pathlib import Path
 
@@ -38,7 +38,7 @@ register_task("scene-colour", EvalTask(
     load, [Prompt("short", lambda s: (s.question + " Answer with one word.", ""))], 6, parse,
     score, splits=("heldout",), description="colour of the one shape in a synthetic scene"),
     overwrite=True)
-'''
+"""
 COLOURS = ["red", "green", "blue", "red"]
 
 

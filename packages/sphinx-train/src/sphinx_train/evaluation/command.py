@@ -36,7 +36,9 @@ def register(commands) -> None:
     parser.add_argument("--limit", type=int, help="first N samples only (smoke tests)")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per step (default 8)")
     parser.add_argument("--prompt", help="named prompt (default: the reference's)")
-    parser.add_argument("--variant", help="scorer variant: official (default), accessory, lmms-eval")
+    parser.add_argument(
+        "--variant", help="scorer variant: official (default), accessory, lmms-eval"
+    )
     parser.add_argument("--temperature", type=float, default=0.1, help="0 = greedy (default 0.1)")
     parser.add_argument("--top-p", type=float, default=0.75, help="nucleus mass (default 0.75)")
     parser.add_argument("--seed", type=int, default=0, help="per-sample seeds derive from it")

@@ -62,7 +62,9 @@ def decode(
     batch = collate(samples, pad_id=tokenizer.pad_id)
     owners = [row for row, image in enumerate(images) if image is not None]
     if owners:
-        tiled = tile_batch([load_image(images[row]) for row in owners], get_preset(model.config.tiling))
+        tiled = tile_batch(
+            [load_image(images[row]) for row in owners], get_preset(model.config.tiling)
+        )
         batch.pixel_values, batch.image_index = tiled.pixel_values, tiled.image_index
         batch.image_owner = torch.tensor(owners, dtype=torch.long)
     return _decode_batch(model, batch, keys, settings)
@@ -93,8 +95,11 @@ def _decode_batch(model, batch, keys: Sequence[str], settings: DecodeSettings) -
     done = [False] * rows
     for _ in range(budget):
         chosen = [
-            int(sample_next_token(logits[row : row + 1], settings.temperature, settings.top_p,
-                                  generators[row])[0])
+            int(
+                sample_next_token(
+                    logits[row : row + 1], settings.temperature, settings.top_p, generators[row]
+                )[0]
+            )
             for row in range(rows)
         ]
         for row, token in enumerate(chosen):

@@ -26,7 +26,9 @@ def _read_json(path: Path):
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: not found (expected the benchmark's official file)") from None
+        raise FileNotFoundError(
+            f"{path}: not found (expected the benchmark's official file)"
+        ) from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
 

@@ -42,6 +42,13 @@ def _llava_choice(sample: EvalSample) -> tuple[str, str]:
     return f"{head}\n{_choice_lines(sample)}\n{CHOICE_SUFFIX}", ""
 
 
+def _paper_mmbench(sample: EvalSample) -> tuple[str, str]:
+    """The paper's MMBench instruction (Table 1): the options after "There are several options:"."""
+    hint = sample.meta.get("hint")
+    head = f"{hint}\n{sample.question}" if hint else sample.question
+    return instructions.mmbench_instruction(head, sample.meta["options"]), ""
+
+
 def _reference_scienceqa(sample: EvalSample) -> tuple[str, str]:
     text = (f"Context:\n{sample.meta['hint']}\nQuestion:\n{sample.question}\nChoices:\n"
             f"{_choice_lines(sample)}\n{SCIENCEQA_SUFFIX}")  # fmt: skip
@@ -60,12 +67,16 @@ def _vqa_parse(sample, answer, variant):
 
 
 def _vqa_score(samples, parsed, variant):
-    scores = [metrics.vqa_accuracy(p, s.target, variant) for s, p in zip(samples, parsed, strict=True)]
+    scores = [
+        metrics.vqa_accuracy(p, s.target, variant) for s, p in zip(samples, parsed, strict=True)
+    ]
     return {"accuracy": _percent(sum(scores) / max(len(scores), 1))}, scores
 
 
 def _gqa_score(samples, parsed, variant):
-    scores = [float(metrics.gqa_exact_match(p, s.target)) for s, p in zip(samples, parsed, strict=True)]
+    scores = [
+        float(metrics.gqa_exact_match(p, s.target)) for s, p in zip(samples, parsed, strict=True)
+    ]
     return {"accuracy": _percent(sum(scores) / max(len(scores), 1))}, scores
 
 
@@ -155,13 +166,17 @@ def _register_all() -> None:
     register_task("mme", EvalTask(loaders.load_mme, short, 10, _mme_parse, _mme_score, ("test",),
                                   metrics.MME_VARIANTS))  # fmt: skip
     grounding = [_formatted("reference", GROUNDING)]
-    for name, splits in (("refcoco", ("val", "testA", "testB")),
-                         ("refcoco+", ("val", "testA", "testB")), ("refcocog", ("val", "test"))):
+    for name, splits in (
+        ("refcoco", ("val", "testA", "testB")),
+        ("refcoco+", ("val", "testA", "testB")),
+        ("refcocog", ("val", "test")),
+    ):
         register_task(name, EvalTask(loaders.load_refer(name), grounding, 30, _rec_parse,
                                      _rec_score, splits))  # fmt: skip
     choice = dict(parser=_choice_parse, scorer=_choice_score, variants=metrics.CHOICE_VARIANTS)
     llava_choice = [Prompt("llava", _llava_choice)]
-    register_task("mmbench", EvalTask(loaders.load_choice_tsv(circular=True), llava_choice, 10,
+    register_task("mmbench", EvalTask(loaders.load_choice_tsv(circular=True),
+                                      [*llava_choice, Prompt("paper", _paper_mmbench)], 10,
                                       splits=("dev",), **choice))  # fmt: skip
     register_task("seed", EvalTask(loaders.load_choice_tsv(circular=False), llava_choice, 10,
                                    splits=("img",), **choice))  # fmt: skip
