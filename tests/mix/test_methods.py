@@ -186,3 +186,18 @@ def test_bad_coefficients_name_what_is_wrong():
         dare_ties(sd(w=[1.0]), [sd(w=[2.0])], 1.0, float("nan"), **QUIET)
     with pytest.raises(MixError, match="rescale='l2'"):
         dare_linear(sd(w=[1.0]), [sd(w=[2.0])], rescale="l2", **QUIET)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_whole_tensor_methods_on_cuda_give_the_hand_values():
+    cuda = {"device": "cuda", **QUIET}
+    close(slerp(sd(w=[1.0, 0.0]), sd(w=[0.0, 1.0]), 0.5, **cuda)["w"], [math.sqrt(0.5)] * 2)
+    merged = ties(sd(w=BASE), [fine_tuned(d) for d in DELTAS], 1.0, 0.5, **cuda)
+    close(merged["w"], [1 - 2.5, 1 + 2.0, 1 + 2.5, 1.0])
+    base, other = big_pair(size=4000)
+    dropped = dare_linear(base, [other], 1.0, 0.25, seed=3, **cuda)["w"]
+    assert torch.equal(dropped, dare_linear(base, [other], 1.0, 0.25, seed=3, **QUIET)["w"])
+    t = stock(1 / math.sqrt(2), 2)
+    stocked = model_stock(sd(w=[1.0, 1.0]), [sd(w=[2.0, 1.0]), sd(w=[2.0, 2.0])], **cuda)
+    close(stocked["w"], [1 + t * 1.0, 1 + t * 0.5])
