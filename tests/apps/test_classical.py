@@ -119,3 +119,56 @@ def test_load_rgb_refuses_other_objects_in_one_line():
         ValueError, match=r"^image: expected a path, a Pillow image or a uint8 array, got int$"
     ):
         load_rgb(3)
+
+
+def _large_scene(shapes_module):
+    """A 1200 x 900 orange ellipse (box 400, 250, 900, 700) on a gradient."""
+    pixels = shapes_module.gradient_background(1200, 900)
+    truth = shapes_module.ellipse_mask((400, 250, 900, 700), (1200, 900))
+    pixels[truth] = (235, 140, 30)
+    return Image.fromarray(pixels), truth
+
+
+def _spy_grabcut(monkeypatch):
+    """Record the shape of every window handed to cv2.grabCut."""
+    import cv2
+
+    seen, real = [], cv2.grabCut
+    monkeypatch.setattr(
+        cv2, "grabCut", lambda window, *a: seen.append(window.shape) or real(window, *a)
+    )
+    return seen
+
+
+def test_grabcut_cuts_a_large_window_at_max_side(monkeypatch, shapes):
+    image, truth = _large_scene(shapes)
+    seen = _spy_grabcut(monkeypatch)
+    (mask,) = GrabCutSegmenter(max_side=512)(image, [Box(370, 220, 930, 730)])
+    # box 560 x 510 plus half of it each side, clipped: window 1112 x 900 -> 512 x 414
+    assert seen == [(414, 512, 3)]
+    assert mask.shape == (900, 1200)
+    assert shapes.iou(mask, truth) >= 0.95
+
+
+@pytest.mark.slow
+def test_grabcut_whole_picture_box_keeps_a_background_border_when_reduced(monkeypatch, shapes):
+    image, _ = _large_scene(shapes)
+    seen = _spy_grabcut(monkeypatch)
+    (mask,) = GrabCutSegmenter(max_side=512)(image, [Box(0, 0, 1200, 900)])
+    assert seen == [(384, 512, 3)]
+    # the reduced picture's outer pixel ring is background: 1200 / 512 > 2 full pixels
+    assert not mask[:2].any() and not mask[-2:].any()
+    assert not mask[:, :2].any() and not mask[:, -2:].any()
+
+
+def test_grabcut_max_side_below_16_is_refused():
+    with pytest.raises(ValueError, match="GrabCut max_side 8: expected at least 16 pixels or None"):
+        GrabCutSegmenter(max_side=8)
+
+
+def test_grabcut_max_side_none_works_at_full_size(scene, shapes, monkeypatch):
+    seen = _spy_grabcut(monkeypatch)
+    (mask,) = GrabCutSegmenter(max_side=None)(scene[0], [Box(28, 19, 88, 75)])
+    # box 60 x 56 plus 32 / 30 each side, clipped to the 112 x 96 picture
+    assert seen == [(96, 112, 3)]
+    assert shapes.iou(mask, scene[2]) >= 0.9
