@@ -193,3 +193,13 @@ def test_existing_output_and_output_inside_the_source_are_refused(tmp_path):
     assert (keep / "notes.txt").read_text() == "mine" and sorted(
         p.name for p in keep.iterdir()
     ) == ["notes.txt"]
+
+
+def test_convert_accessory_points_moe_checkpoints_to_the_llm_converter(tmp_path):
+    from sphinx_train import convert_accessory
+
+    source = write_checkpoint(tmp_path / "ref", reference_weights(), shards=1)
+    (source / "meta.json").write_text(json.dumps({"llama_type": "mixtral_sparse_ens5"}))
+    with pytest.raises(ConversionError, match="convert_mixtral_llm"):
+        convert_accessory(source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -397,9 +397,11 @@ def convert_accessory(
     if llama_type is None:
         llama_type = _read_json(source / "meta.json").get("llama_type")
     if not isinstance(llama_type, str) or llama_type not in LLAMA_TYPE_TO_TILING:
+        moe = isinstance(llama_type, str) and llama_type.startswith("mixtral_sparse_ens")
+        hint = "; its LLM converts alone with sphinx_train.moe.convert_mixtral_llm" if moe else ""
         raise ConversionError(
             f"{source / 'meta.json'}: llama_type {llama_type!r} is not supported; "
-            f"expected one of {sorted(LLAMA_TYPE_TO_TILING)}"
+            f"expected one of {sorted(LLAMA_TYPE_TO_TILING)}{hint}"
         )
     encoder = encoder or LLAMA_TYPE_TO_ENCODER[llama_type]
     shape, args, args_source = _llm_shape(source, llm_args)
