@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 from PIL import Image, ImageDraw
 
@@ -206,7 +207,7 @@ def verdict_lines(results: dict) -> list[str]:
     mix = v["mix_within_better_parent"]["measured"]
     return [
         f"{_mark(v['wall_time']['pass'])}: wall time {results['seconds']['total']:.0f} s "
-        "(bar: <= 600 s on 2 cores)",
+        f"(bar: <= 600 s on 2 cores{'; this was a --quick run' if results['quick'] else ''})",
         f"{_mark(v['rec_acc50']['pass'])}: held-out REC Acc@0.5 {results['rec_acc50']:.2f} "
         "(bar: >= 0.6)",
         f"{_mark(v['over_best_baseline']['pass'])}: {results['rec_acc50'] - best:+.2f} over the "
@@ -288,7 +289,9 @@ def markdown(results: dict) -> str:
 
 
 def html_page(results: dict) -> str:
-    e = html.escape
+    def e(text: str) -> str:  # escaped, with `code` spans
+        return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>sphinx-demo report"
              "</title><style>body{font-family:sans-serif;max-width:900px;margin:2em auto}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
