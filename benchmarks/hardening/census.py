@@ -141,7 +141,7 @@ def classify(
     interrupted: bool = False,
 ) -> Outcome:
     lines = error_lines(stderr)
-    first = lines[-1][:110] if lines else ""
+    first = lines[-1] if lines else ""
     if any(name.endswith(MARKER) for name in after):
         return Outcome("silent wrong", "pickle payload executed")
     changed = [name for name in protected if before.get(name) != after.get(name)]
@@ -563,6 +563,7 @@ def run_target(target: Target, root: Path, timeout: float) -> list[Row]:
             and inp.name not in outcome.detail
         ):
             outcome.detail = f"{UNNAMED}: {outcome.detail}"
+        outcome.detail = outcome.detail.replace(f"{root}/", "")  # the table names cases, not /tmp
         rows.append(Row(target.name, case, outcome, seconds))
     if target.interrupt is not None:
         for number, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
@@ -638,7 +639,7 @@ def table(rows: list[Row], entry_points: int, seconds: float) -> str:
     if bad:
         lines += ["", "| entry point | case | class | detail |", "|---|---|---|---|"]
         for row in bad:
-            detail = row.outcome.detail.replace("|", "\\|")
+            detail = row.outcome.detail[:150].replace("|", "\\|")
             lines.append(f"| {row.target} | {row.case} | {row.outcome.status} | {detail} |")
     return "\n".join(lines)
 
