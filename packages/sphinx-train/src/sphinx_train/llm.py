@@ -28,6 +28,8 @@ LLM_SHAPES: dict[str, LlamaShape] = {
     # TinyLlama-1.1B (SPHINX-Tiny): grouped-query attention with 4 key/value heads.
     "tinyllama-1.1b": LlamaShape(2048, 5632, 22, 32, 4),
     "llama-nano": LlamaShape(64, 176, 2, 4),
+    # The demo's LLM (sphinx-demo): twice as wide as nano, for grounding on CPU.
+    "llama-demo": LlamaShape(128, 352, 2, 4),
 }
 
 

@@ -27,6 +27,7 @@ class ModelPreset:
     vocab_size: int = 32000
     # Only presets with a tokenizer of their own work without a tokenizer path.
     builds_own_tokenizer: bool = False
+    image_token_scale: float = 1.0  # SphinxConfig.image_token_scale
 
 
 _PRESETS: Registry[ModelPreset] = Registry("model preset")
@@ -114,6 +115,7 @@ def create_model(
         template=processor.template.name,
         encoder=preset.encoder if encoder is not None else None,
         encoder_config=encoder_config,
+        image_token_scale=preset.image_token_scale,
     )
     return SphinxModel(llm, encoder, tokenizer, config, processor=processor)
 
@@ -139,5 +141,18 @@ register_model_preset(
     "sphinx-nano",
     ModelPreset(
         "llama-nano", "sphinx-tiny", "sphinx", vocab_size=NANO_VOCAB_SIZE, builds_own_tokenizer=True
+    ),
+)
+# The demo's model: a mix of two tiny frozen encoders on a 7x7 grid (49 patch tokens per view)
+# and image tokens scaled to the text embeddings' size, so grounding can be learned on CPU.
+register_model_preset(
+    "sphinx-demo",
+    ModelPreset(
+        "llama-demo",
+        "sphinx-demo",
+        "sphinx",
+        vocab_size=NANO_VOCAB_SIZE,
+        builds_own_tokenizer=True,
+        image_token_scale=0.05,
     ),
 )
