@@ -205,6 +205,18 @@ def _sphinx_tiny() -> EncoderConfig:
     )
 
 
+def _sphinx_demo() -> EncoderConfig:
+    """The demo's mix: a CLIP-style ViT with 32-pixel patches and a ConvNeXt at its native
+    stride 32, both on a 7x7 grid at 224, so a view is 51 tokens and CPU training is fast."""
+    return EncoderConfig(
+        name="sphinx-demo",
+        patch_encoders=[
+            dataclasses.replace(_tiny_clip(), patch_size=32),
+            dataclasses.replace(_tiny_convnext(), input_size=224, output_grid=7),
+        ],
+    )
+
+
 def _sphinx_light() -> EncoderConfig:
     """SPHINX-Tiny's encoder (llama_ens_light): ConvNeXt at its native 512, DINOv2 at 224."""
     return EncoderConfig(
@@ -238,6 +250,7 @@ def _light_dinov2(config: DinoV2Config) -> DinoV2Config:
 
 register_encoder("sphinx", _sphinx)
 register_encoder("sphinx-tiny", _sphinx_tiny)
+register_encoder("sphinx-demo", _sphinx_demo)
 register_encoder("sphinx-light", _sphinx_light)
 register_encoder("sphinx-light-tiny", _sphinx_light_tiny)
 for _name, _real, _tiny in (

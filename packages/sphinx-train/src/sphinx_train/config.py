@@ -21,6 +21,10 @@ class SphinxConfig:
     template: str = "sphinx"
     encoder: str | None = "sphinx"
     encoder_config: dict[str, Any] | None = field(default=None, repr=False)
+    # Multiplies the projected image tokens before they join the text embeddings. The
+    # projections end in a LayerNorm (tokens of RMS 1) while a small LLM's text embeddings
+    # start near std 0.02; a small scale (demo presets) puts both on one footing. 1.0: as SPHINX.
+    image_token_scale: float = 1.0
     format_version: int = 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -33,6 +37,9 @@ class SphinxConfig:
         if unknown:
             raise ValueError(f"{source}: unknown keys {unknown}; expected some of {sorted(known)}")
         config = cls(**data)
+        scale = config.image_token_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+            raise ValueError(f"{source}: image_token_scale {scale!r}; expected a number above 0")
         if config.format_version != 1:
             raise ValueError(
                 f"{source}: format_version {config.format_version} is not supported (expected 1)"

@@ -161,6 +161,8 @@ class SphinxModel(nn.Module):
             encoder_dtype = next(self.encoder.parameters(), text_embeds).dtype
             encoded = self.encoder(batch.pixel_values.to(encoder_dtype), batch.image_index)
             image_embeds = encoded.embeds.to(text_embeds.dtype)
+            if self.config.image_token_scale != 1.0:
+                image_embeds = image_embeds * self.config.image_token_scale
             for image, (owner, count) in enumerate(
                 zip(batch.image_owner.tolist(), encoded.mask.sum(dim=1).tolist(), strict=True)
             ):

@@ -48,8 +48,21 @@ class Scene:
     background: str
 
 
-def make_scene(seed: int, side: int = 224) -> Scene:
-    """Draw 1-4 shapes (several colours, kinds, sizes) on a striped or dotted background."""
+def make_scene(
+    seed: int,
+    side: int = 224,
+    *,
+    min_objects: int = 1,
+    max_objects: int = 4,
+    unique_phrases: bool = False,
+) -> Scene:
+    """Draw ``min_objects``-``max_objects`` shapes (several colours, kinds, sizes) on a striped
+    or dotted background. ``unique_phrases`` redraws an object whose phrase ("the small red
+    circle") is already in the scene, so that every referring expression names one object."""
+    if not 1 <= min_objects <= max_objects <= 4:
+        raise ValueError(
+            f"object counts {min_objects}-{max_objects}: expected 1 <= min <= max <= 4"
+        )
     rng = random.Random(seed)
     base = tuple(rng.randint(60, 140) for _ in range(3))
     image = Image.new("RGB", (side, side), base)
@@ -63,13 +76,17 @@ def make_scene(seed: int, side: int = 224) -> Scene:
         else:
             for y in range(0, side, step):
                 draw.ellipse([offset, y, offset + 2, y + 2], fill=shade)
-    objects = []
-    for _ in range(rng.randint(1, 4)):
-        size = rng.choice(tuple(SIZES))
-        extent = rng.uniform(*SIZES[size])
-        x1, y1 = rng.uniform(0, 1 - extent), rng.uniform(0, 1 - extent)
-        box = (round(x1, 2), round(y1, 2), round(x1 + extent, 2), round(y1 + extent, 2))
-        kind, colour = rng.choice(KINDS), rng.choice(tuple(COLOURS))
+    objects: list[SceneObject] = []
+    for _ in range(rng.randint(min_objects, max_objects)):
+        while True:
+            size = rng.choice(tuple(SIZES))
+            extent = rng.uniform(*SIZES[size])
+            x1, y1 = rng.uniform(0, 1 - extent), rng.uniform(0, 1 - extent)
+            box = (round(x1, 2), round(y1, 2), round(x1 + extent, 2), round(y1 + extent, 2))
+            kind, colour = rng.choice(KINDS), rng.choice(tuple(COLOURS))
+            phrase = SceneObject(kind, colour, size, box).phrase
+            if not unique_phrases or all(o.phrase != phrase for o in objects):
+                break
         pixels = [value * (side - 1) for value in box]
         if kind == "square":
             draw.rectangle(pixels, fill=COLOURS[colour])
@@ -152,8 +169,36 @@ def synthetic_text(seed: int) -> str:
     )
 
 
+SCENE_OPTIONS = ("side", "min_objects", "max_objects", "unique_phrases")
+
+
+def task_cycle(weights: dict[str, int] | None) -> tuple[str, ...]:
+    """The tasks in the order sample ``index`` takes them (``cycle[index % len]``).
+
+    ``{"rec": 3, "detection": 1}`` gives rec three times as often as detection; None gives
+    every task once.
+    """
+    if weights is None:
+        return TASKS
+    cycle = []
+    for task, weight in weights.items():
+        if task not in TASKS:
+            raise ValueError(f"task_weights: unknown task {task!r}; expected one of {', '.join(TASKS)}")
+        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
+            raise ValueError(f"task_weights.{task}: {weight!r}; expected a whole number >= 0")
+        cycle += [task] * weight
+    if not cycle:
+        raise ValueError(f"task_weights {weights}: expected at least one weight above 0")
+    return tuple(cycle)
+
+
 class SyntheticSource(Source):
-    """Scenes drawn from ``(source seed, index)``: any rank rebuilds any sample."""
+    """Scenes drawn from ``(source seed, index)``: any rank rebuilds any sample.
+
+    ``options`` (the source's YAML ``options:``) take ``side``, ``min_objects``,
+    ``max_objects``, ``unique_phrases`` (see :func:`make_scene`) and ``task_weights``
+    (see :func:`task_cycle`).
+    """
 
     def __init__(self, config: SourceConfig, seed: int):
         self.name, self.kind, self.size, self.style = (
@@ -161,6 +206,16 @@ class SyntheticSource(Source):
         )
         self.tiling = config.tiling
         self.seed = seed * 1_000_003 + sum(map(ord, config.name))
+        options = dict(config.options)
+        self.tasks = task_cycle(options.pop("task_weights", None))
+        unknown = sorted(set(options) - set(SCENE_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"source {config.name!r} options: unknown {', '.join(unknown)}; expected "
+                f"{', '.join((*SCENE_OPTIONS, 'task_weights'))}"
+            )
+        self.scene_options = options
+        make_scene(0, **options)  # a bad value fails here, not in the middle of training
 
     def __len__(self) -> int:
         return self.size
@@ -169,9 +224,9 @@ class SyntheticSource(Source):
         seed = self.seed * 100_003 + index
         if self.kind == "synthetic-text":
             return Record(self.name, synthetic_text(seed))
-        scene = make_scene(seed)
+        scene = make_scene(seed, **self.scene_options)
         if self.kind == "synthetic-tasks":
-            task = TASKS[index % len(TASKS)]
+            task = self.tasks[index % len(self.tasks)]
             text = task_conversation(scene, task, seed)
         else:
             caption = (real_caption if self.style == "real"

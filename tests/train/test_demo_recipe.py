@@ -1,0 +1,56 @@
+"""The demo's model preset and training configs (sphinx-demo, demo-stage1, demo-stage2)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sphinx_train import SphinxConfig, SphinxModel, create_model
+from sphinx_train.batch import collate
+from sphinx_train.training.config import load_config
+
+
+@pytest.fixture(scope="module")
+def demo():
+    torch.manual_seed(0)
+    return create_model("sphinx-demo")
+
+
+def test_image_tokens_enter_the_llm_scaled(demo):
+    from PIL import Image
+
+    sample = demo.prepare_sample("a red circle", Image.new("RGB", (224, 224), (200, 30, 30)))
+    batch = collate([sample], pad_id=demo.tokenizer.pad_id)
+    with torch.no_grad():
+        inputs = demo.assemble_inputs(batch)
+        tokens = demo.encoder(batch.pixel_values, batch.image_index).embeds[0]
+    count = demo.encoder.tokens_per_view
+    assert inputs.image_tokens.tolist() == [count]
+    torch.testing.assert_close(inputs.inputs_embeds[0, 1 : 1 + count], 0.05 * tokens)
+    # The projections end in a LayerNorm: RMS 1 before the scale, 0.05 after, near the
+    # text embeddings' init std of 0.02 rather than 50 times above it.
+    rms = inputs.inputs_embeds[0, 2:count].pow(2).mean().sqrt().item()
+    assert 0.04 < rms < 0.06
+
+
+def test_scale_survives_save_and_reload(demo, tmp_path):
+    demo.save_pretrained(tmp_path / "m")
+    assert SphinxModel.from_pretrained(tmp_path / "m").config.image_token_scale == 0.05
+
+
+def test_sphinx_presets_keep_unit_scale():
+    assert create_model("sphinx-nano").config.image_token_scale == 1.0
+
+
+@pytest.mark.parametrize("value", [0, -1.0, "big", True])
+def test_bad_scale_is_refused(value):
+    with pytest.raises(ValueError, match="image_token_scale"):
+        SphinxConfig.from_dict({"image_token_scale": value}, source="m/config.json")
+
+
+def test_demo_configs_use_one_model_preset_and_2_to_4_unique_objects():
+    stage1, stage2 = load_config("demo-stage1"), load_config("demo-stage2")
+    assert stage1.model.preset == stage2.model.preset == "sphinx-demo"
+    tasks = stage2.data.streams[0].sources[0]
+    assert tasks.options["min_objects"] == 2 and tasks.options["unique_phrases"] is True
+    assert any(s.tiling == "sphinx-1k" for s in stage2.data.streams[0].sources)
