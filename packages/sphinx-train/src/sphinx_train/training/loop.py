@@ -87,6 +87,27 @@ def optimizer_groups(model, weight_decay: float) -> list[dict]:
     ]
 
 
+def clip_gradients(sharded_params, replicated_params, max_norm: float) -> float:
+    """Global grad norm over sharded (DTensor) and replicated grads; scale both when above
+    ``max_norm`` (0: no clipping). Returns the norm before clipping."""
+    sharded = [p.grad for p in sharded_params if p.grad is not None]
+    squares = torch.zeros((), dtype=torch.float64)
+    if sharded:
+        norm = torch.nn.utils.get_total_norm(sharded)
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+        squares = squares + norm.double().cpu() ** 2
+    replicated = [p.grad for p in replicated_params if p.grad is not None]
+    if replicated:
+        squares = squares + torch.nn.utils.get_total_norm(replicated).double().cpu() ** 2
+    total = math.sqrt(squares.item())
+    if max_norm > 0 and total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for grads in (sharded, replicated):  # DTensors and plain tensors apart
+            if grads:
+                torch._foreach_mul_(grads, scale)
+    return total
+
+
 @dataclass
 class StepReport:
     loss: float
@@ -254,7 +275,8 @@ class Trainer:
                 per_source[2 * slot + 1] += counts[row].item()
         dist.all_reduce(per_source)
         average_replicated_grads(self.replicated)
-        grad_norm = self._clip(self.config.optimizer.grad_clip)
+        grad_norm = clip_gradients(self.sharded, self.replicated,
+                                   self.config.optimizer.grad_clip)
         loss = per_source[0::2].sum().item() / total
         sources = sorted({item.source for item in samples})
         if not math.isfinite(loss) or not math.isfinite(grad_norm):
@@ -290,25 +312,6 @@ class Trainer:
         dist.all_reduce(count, op=dist.ReduceOp.MAX)
         groups = split_to_count(groups, int(count))
         return groups + [None] * (int(count) - len(groups))
-
-    def _clip(self, max_norm: float) -> float:
-        """Global grad norm over sharded and replicated grads; scale both when above max."""
-        sharded = [p.grad for p in self.sharded if p.grad is not None]
-        squares = torch.zeros((), dtype=torch.float64)
-        if sharded:
-            norm = torch.nn.utils.get_total_norm(sharded)
-            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
-            squares = squares + norm.double().cpu() ** 2
-        replicated = [p.grad for p in self.replicated if p.grad is not None]
-        if replicated:
-            squares = squares + torch.nn.utils.get_total_norm(replicated).double().cpu() ** 2
-        total = math.sqrt(squares.item())
-        if max_norm > 0 and total > max_norm:
-            scale = max_norm / (total + 1e-6)
-            for grads in (sharded, replicated):  # DTensors and plain tensors apart
-                if grads:
-                    torch._foreach_mul_(grads, scale)
-        return total
 
     # -- evaluation -------------------------------------------------------------------------
 
