@@ -36,13 +36,18 @@ def load_rgb(image: ImageInput, what: str = "image") -> Image.Image:
         raise ValueError(
             f"{what}: expected a path, a Pillow image or a uint8 array, got {type(image).__name__}"
         )
-    path = Path(image)
+    return _read(image, "RGB", what)
+
+
+def _read(source: str | os.PathLike[str], mode: str, what: str) -> Image.Image:
+    """A file decoded to ``mode``; unreadable, truncated and bomb-sized files name the path."""
+    path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such {what} file")
     try:
         with Image.open(path) as opened:
-            return opened.convert("RGB")
-    except OSError as error:
+            return opened.convert(mode)
+    except (OSError, Image.DecompressionBombError) as error:
         raise ValueError(f"{path}: not a readable {what} ({error})") from None
 
 
@@ -79,11 +84,7 @@ def load_mask(mask: ImageInput, size: tuple[int, int], what: str = "mask") -> np
     elif isinstance(mask, Image.Image):
         array = np.asarray(mask.convert("L"))
     else:
-        path = Path(mask)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such {what} file")
-        with Image.open(path) as opened:
-            array = np.asarray(opened.convert("L"))
+        array = np.asarray(_read(mask, "L", what))
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim != 2:
