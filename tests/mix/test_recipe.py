@@ -147,3 +147,10 @@ def test_unreadable_or_invalid_recipe_files(tmp_path):
     broken.write_text("sources: [a, b\n")
     with pytest.raises(MixError, match=r"broken.yml: not valid yml"):
         load_recipe(broken)
+
+
+def test_a_binary_recipe_is_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_bytes(b"models:\n  - \xff\xfe\x00bad\n")  # the bad byte is at offset 12
+    with pytest.raises(MixError, match=r"recipe\.yaml: not a UTF-8 text recipe \(byte 12\)"):
+        load_recipe(path)

@@ -161,9 +161,11 @@ def load_recipe(path: str | Path) -> MixRecipe:
     """Read a recipe (ours or mergekit's) from a YAML or JSON file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise MixError(f"{path}: cannot read recipe ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise MixError(f"{path}: not a UTF-8 text recipe (byte {error.start})") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as error:
