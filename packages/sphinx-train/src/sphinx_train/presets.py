@@ -144,7 +144,8 @@ register_model_preset(
     ),
 )
 # The demo's model: a mix of two tiny frozen encoders on a 7x7 grid (49 patch tokens per view)
-# and image tokens scaled to the text embeddings' size, so grounding can be learned on CPU.
+# and image tokens scaled to the text embeddings' size, aimed at grounding on CPU (progress:
+# benchmarks/results/grounding_probe.md).
 register_model_preset(
     "sphinx-demo",
     ModelPreset(
