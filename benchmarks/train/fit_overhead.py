@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from llm_throughput import write_table
 
 from sphinx_train.batch import collate
 from sphinx_train.conversation import IGNORE_INDEX
@@ -150,10 +151,7 @@ def main() -> None:
     lines += ["", f"fit overhead: {overhead:+.1%} (target <= +5%)"]
     table = "\n".join(lines) + "\n"
     print(table)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.output.with_name(args.output.name + ".tmp")
-    temporary.write_text(table)
-    temporary.replace(args.output)
+    write_table(args.output, table)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from llm_throughput import machine_name, timed
+from llm_throughput import machine_name, timed, write_table
 
 from sphinx_train import SphinxSample, collate, create_model
 from sphinx_train.training.config import ParallelConfig
@@ -124,10 +124,7 @@ def main() -> None:
     print(table)
     output = args.output or (None if args.tiny else RESULTS)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        temporary = output.with_name(output.name + ".tmp")
-        temporary.write_text(table)
-        temporary.replace(output)
+        write_table(output, table)
     torch.distributed.destroy_process_group()
 
 

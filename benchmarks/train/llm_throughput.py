@@ -56,6 +56,14 @@ def timed(step: Callable[[], None], device: torch.device, warmup: int, steps: in
     return (time.perf_counter() - start) / steps
 
 
+def write_table(path: Path, table: str) -> None:
+    """Write the markdown table beside its target, then rename (never half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(table)
+    temporary.replace(path)
+
+
 def machine_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"1x {torch.cuda.get_device_name(device)}"
@@ -161,10 +169,7 @@ def main() -> None:
         lines.append(f"| {name} | {seconds * 1000:,.1f} | {rate} | {ratio} |")
     table = "\n".join(lines) + "\n"
     print(table)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.output.with_name(args.output.name + ".tmp")
-    temporary.write_text(table)
-    temporary.replace(args.output)
+    write_table(args.output, table)
 
 
 if __name__ == "__main__":
