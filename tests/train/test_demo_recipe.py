@@ -53,4 +53,7 @@ def test_demo_configs_use_one_model_preset_and_2_to_4_unique_objects():
     assert stage1.model.preset == stage2.model.preset == "sphinx-demo"
     tasks = stage2.data.streams[0].sources[0]
     assert tasks.options["min_objects"] == 2 and tasks.options["unique_phrases"] is True
-    assert any(s.tiling == "sphinx-1k" for s in stage2.data.streams[0].sources)
+    # The sampler draws a source by weight x size: the 1k views get 16 x 64 of 21024 rows.
+    sources = stage2.data.streams[0].sources
+    drawn = {s.tiling: s.weight * s.size for s in sources}
+    assert drawn["sphinx-1k"] / sum(drawn.values()) == pytest.approx(1024 / 21024)
