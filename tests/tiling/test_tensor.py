@@ -195,3 +195,15 @@ def test_a_canvas_that_needs_no_resize_raises_no_warning(resample):
         views = tile_tensor(pixels, "sphinx-1k", normalize=None, resample=resample)
     expected = torch.from_numpy(pixels[:224, 224:]).permute(2, 0, 1).float() / 255
     assert torch.equal(views[2], expected)
+
+
+def test_tile_batch_under_inference_mode_matches_plain_tiling():
+    """Workers write views into an inference tensor when the caller is in inference mode."""
+    from PIL import Image
+
+    images = [Image.new("RGB", (300, 200), (200, 30, 30)), Image.new("RGB", (120, 260), (9, 99, 199))]
+    expected = tile_batch(images, "sphinx-1k", workers=2).pixel_values
+    with torch.inference_mode():
+        batch = tile_batch(images, "sphinx-1k", workers=2)
+    assert batch.pixel_values.is_inference()
+    assert torch.equal(batch.pixel_values, expected)

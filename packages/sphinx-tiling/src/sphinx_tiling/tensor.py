@@ -121,10 +121,14 @@ def tile_batch(
         )
         starts = np.cumsum([0, *counts])
         outputs = [pixel_values[a:b] for a, b in itertools.pairwise(starts)]
+        # Inference mode is per thread: under the caller's torch.inference_mode() the output is
+        # an inference tensor, which the workers may only write in inference mode too.
+        inference = torch.is_inference_mode_enabled()
 
         def write_views(k: int) -> PreparedImage:
             item = render(*decoded[k], preset, resample)
-            _write_views(torch, item, stats, outputs[k], dtype)
+            with torch.inference_mode(inference):
+                _write_views(torch, item, stats, outputs[k], dtype)
             return item
 
         prepared = list(pool.map(write_views, range(len(images))))
