@@ -149,3 +149,23 @@ def test_channels_last_convnext_gives_the_same_tokens(tiny, views5):
             other.patch_encoders["convnext"](views5[:2]),
             tiny.patch_encoders["convnext"](views5[:2]),
         )
+
+
+def test_a_backbone_set_to_train_gets_gradients(tiny, views5):
+    """A trainer that unfreezes one backbone (``encoder.<prefix>``) must reach its weights."""
+    name, backbone = next(iter(tiny.patch_encoders.items()))
+    params = list(backbone.parameters())
+    try:
+        for param in params:
+            param.requires_grad_(True)
+        out = tiny(views5, torch.tensor([0, 0, 1, 1, 1]))
+        (out.embeds * torch.randn_like(out.embeds)).sum().backward()
+        reached = [p for p in params if p.grad is not None]  # heads the view tokens skip get none
+        assert len(reached) > len(params) // 2, name
+        assert sum(p.grad.abs().sum() for p in reached) > 0, name
+        with torch.no_grad():  # the caller's no_grad still wins
+            assert not tiny.frozen_features(views5).patch.requires_grad
+    finally:
+        for param in params:
+            param.requires_grad_(False)
+            param.grad = None

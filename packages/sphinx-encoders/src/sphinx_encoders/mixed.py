@@ -179,14 +179,19 @@ class MixedVisualEncoder(nn.Module):
 
     # --- forward -------------------------------------------------------------------------
     def frozen_features(self, pixel_values: torch.Tensor) -> ViewFeatures:
-        """What the frozen backbones give for every view, before any trainable layer.
+        """What the backbones give for every view, before the projections.
 
-        Depends only on the views and the frozen weights, so it can be cached
-        (`FeatureCache`) while the projections train.
+        With frozen backbones this depends only on the views, so it can be cached
+        (`FeatureCache`) while the projections train; it runs without autograd unless a
+        backbone parameter has been set to train (e.g. a trainer's ``encoder.<prefix>``).
         """
         self._check_views(pixel_values)
         views = pixel_values.to(self.start_img.device)
-        with torch.no_grad():
+        backbones = [*self.patch_encoders.values(), self.query_encoder]
+        trains = torch.is_grad_enabled() and any(
+            p.requires_grad for b in backbones if b is not None for p in b.parameters()
+        )
+        with torch.set_grad_enabled(trains):
             patch = (
                 torch.cat([e(views) for e in self.patch_encoders.values()], dim=-1)
                 if self.patch_encoders
