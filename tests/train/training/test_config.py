@@ -56,3 +56,10 @@ def test_unknown_config_and_template_paths(tmp_path):
     bad.write_text("model: [1, 2]\n")
     with pytest.raises(ConfigError, match="model: expected a mapping"):
         load_config(bad)
+
+
+def test_a_binary_config_file_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_bytes(b"seed: 1\n\x89PNG")  # the bad byte is at offset 8
+    with pytest.raises(ConfigError, match=r"run\.yaml: not a UTF-8 text config \(byte 8\)"):
+        load_config(path)

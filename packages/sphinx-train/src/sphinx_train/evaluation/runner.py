@@ -98,11 +98,25 @@ def _progress(total: int, enabled: bool, label: str):
     return tqdm(total=total, disable=not enabled, desc=label, unit="sample", dynamic_ncols=True)
 
 
+def load_samples(task, options: EvalOptions, split: str) -> list[EvalSample]:
+    """The split's samples; text that is not UTF-8, absurd nesting or no sample at all is one
+    line naming the data, never a traceback or an empty score."""
+    try:
+        samples = task.loader(Path(options.data), options.images, split)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{options.data}: not UTF-8 text (byte {error.start})") from None
+    except RecursionError:
+        raise ValueError(f"{options.data}: JSON nested too deeply to be a benchmark file") from None
+    if not samples:
+        raise ValueError(f"{options.data}: no {options.task} samples for split {split!r}")
+    return samples
+
+
 def evaluate_split(model, options: EvalOptions, split: str, fingerprint: str,
                    on_batch: Callable[[list[str]], None] | None = None):  # fmt: skip
     """Answer (or read from the cache) one split; rank 0 returns (samples, answers, prompts)."""
     task = get_task(options.task)
-    samples = task.loader(Path(options.data), options.images, split)
+    samples = load_samples(task, options, split)
     if options.limit is not None:
         samples = samples[: options.limit]
     prompt = task.prompt(options.prompt)

@@ -244,7 +244,10 @@ def read_config_data(source: str | Path) -> dict:
     if path.suffix in (".yaml", ".yml", ".json") or path.exists():
         if not path.is_file():
             raise ConfigError(f"{path}: no such config file")
-        text, label = path.read_text(), str(path)
+        try:
+            text, label = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"{path}: not a UTF-8 text config (byte {error.start})") from None
     else:
         if str(source) not in list_presets():
             raise ConfigError(
