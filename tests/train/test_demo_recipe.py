@@ -16,25 +16,44 @@ def demo():
     return create_model("sphinx-demo")
 
 
-def test_image_tokens_enter_the_llm_scaled(demo):
+@pytest.fixture(scope="module")
+def scaled():
+    """The demo preset with image tokens scaled by 0.05 (the option, not the demo's default)."""
+    import dataclasses
+
+    from sphinx_train.presets import get_model_preset, register_model_preset
+
+    preset = dataclasses.replace(get_model_preset("sphinx-demo"), image_token_scale=0.05)
+    register_model_preset("sphinx-demo-scaled-test", preset, overwrite=True)
+    torch.manual_seed(0)
+    return create_model("sphinx-demo-scaled-test")
+
+
+def test_demo_reads_boxes_as_coordinate_tokens_and_places_its_patch_tokens(demo):
+    assert len(demo.tokenizer.encode("[0.12,0.34,0.56,0.78]")) == 9
+    assert demo.encoder.config.patch_positions == "sincos-2d"
+    assert demo.config.image_token_scale == 1.0
+
+
+def test_image_tokens_enter_the_llm_scaled(scaled):
     from PIL import Image
 
-    sample = demo.prepare_sample("a red circle", Image.new("RGB", (224, 224), (200, 30, 30)))
-    batch = collate([sample], pad_id=demo.tokenizer.pad_id)
+    sample = scaled.prepare_sample("a red circle", Image.new("RGB", (224, 224), (200, 30, 30)))
+    batch = collate([sample], pad_id=scaled.tokenizer.pad_id)
     with torch.no_grad():
-        inputs = demo.assemble_inputs(batch)
-        tokens = demo.encoder(batch.pixel_values, batch.image_index).embeds[0]
-    count = demo.encoder.tokens_per_view
+        inputs = scaled.assemble_inputs(batch)
+        tokens = scaled.encoder(batch.pixel_values, batch.image_index).embeds[0]
+    count = scaled.encoder.tokens_per_view
     assert inputs.image_tokens.tolist() == [count]
     torch.testing.assert_close(inputs.inputs_embeds[0, 1 : 1 + count], 0.05 * tokens)
-    # The projections end in a LayerNorm: RMS 1 before the scale, 0.05 after, near the
-    # text embeddings' init std of 0.02 rather than 50 times above it.
-    rms = inputs.inputs_embeds[0, 2:count].pow(2).mean().sqrt().item()
+    # The CLS token carries no position: RMS 1 from the projection's LayerNorm before the
+    # scale, 0.05 after, near the text embeddings' init std of 0.02.
+    rms = inputs.inputs_embeds[0, 2].pow(2).mean().sqrt().item()
     assert 0.04 < rms < 0.06
 
 
-def test_scale_survives_save_and_reload(demo, tmp_path):
-    demo.save_pretrained(tmp_path / "m")
+def test_scale_survives_save_and_reload(scaled, tmp_path):
+    scaled.save_pretrained(tmp_path / "m")
     assert SphinxModel.from_pretrained(tmp_path / "m").config.image_token_scale == 0.05
 
 

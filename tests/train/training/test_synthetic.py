@@ -77,3 +77,20 @@ def test_any_instance_rebuilds_the_same_sample():
 def test_unknown_option_names_the_source_and_the_key():
     with pytest.raises(ValueError, match="source 't' options: unknown colours"):
         _source(colours=3)
+
+
+def test_rec_all_asks_about_every_object_once_with_its_box():
+    from sphinx_train.training.synthetic import task_conversation
+
+    scene = make_scene(5, min_objects=4, max_objects=4, unique_phrases=True)
+    turns = task_conversation(scene, "rec-all", seed=3)
+    assert [t["role"] for t in turns] == ["user", "assistant"] * 4
+    asked = {}
+    for question, answer in zip(turns[::2], turns[1::2], strict=True):
+        prefix = "Please provide the bounding box coordinate of the region this sentence describes: "
+        assert question["content"].startswith(prefix) and question["content"].endswith(".")
+        asked[question["content"][len(prefix):-1]] = answer["content"]
+    # Each phrase once, answered with that object's box written as SPHINX does.
+    assert asked == {
+        o.phrase: "[" + ",".join(f"{v:.2f}" for v in o.box) + "]" for o in scene.objects
+    }

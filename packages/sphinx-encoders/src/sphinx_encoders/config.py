@@ -131,6 +131,9 @@ PATCH_CONFIG_KINDS: dict[str, type] = {
 }
 
 
+PATCH_POSITIONS = ("none", "sincos-2d")
+
+
 @dataclass
 class EncoderConfig:
     """The whole mixed encoder: patch encoders (concatenated on channels) + a query encoder."""
@@ -140,12 +143,23 @@ class EncoderConfig:
     query_encoder: QFormerConfig | None = None
     image_size: int = 224
     llm_dim: int | None = None
+    # Fixed 2-D positions added to the projected patch tokens: "none" (SPHINX: the backbones'
+    # own positions only) or "sincos-2d" (small demo models read where things are faster).
+    patch_positions: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.patch_positions not in PATCH_POSITIONS:
+            raise ConfigError(
+                f"encoder {self.name!r}: patch_positions {self.patch_positions!r}; expected one "
+                f"of {', '.join(PATCH_POSITIONS)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "image_size": self.image_size,
             "llm_dim": self.llm_dim,
+            "patch_positions": self.patch_positions,
             "patch_encoders": [_backbone_to_dict(c) for c in self.patch_encoders],
             "query_encoder": (
                 None if self.query_encoder is None else _backbone_to_dict(self.query_encoder)
@@ -177,7 +191,7 @@ class EncoderConfig:
         hints = typing.get_type_hints(cls)
         values = {
             key: _checked(data[key], hints[key], f"{source}: {key!r}")
-            for key in ("name", "image_size", "llm_dim")
+            for key in ("name", "image_size", "llm_dim", "patch_positions")
             if key in data
         }
         return cls(**values, patch_encoders=patch_configs, query_encoder=query_config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -84,6 +85,26 @@ def build_backbone(config) -> FrozenBackbone:
         raise TypeError(f"no backbone for config type {type(config).__name__}") from None
 
 
+def sincos_2d_positions(grid: int, dim: int) -> torch.Tensor:
+    """(grid * grid, dim) fixed positions of a row-major grid of cells.
+
+    A quarter of the channels each for sin(x), cos(x), sin(y), cos(y), where x, y are cell
+    centres times pi/2 and the frequencies fall geometrically by a factor 100 across the
+    quarter: the fastest turns a quarter circle per cell, the slowest is nearly linear, so
+    both fine and coarse positions are a linear read-out away.
+    """
+    if dim % 4:
+        raise ValueError(f"sincos-2d positions need a width divisible by 4, got {dim}")
+    quarter = dim // 4
+    frequencies = 100.0 ** (-torch.arange(quarter, dtype=torch.float64) / quarter)
+    centres = (torch.arange(grid, dtype=torch.float64) + 0.5) * (torch.pi / 2)
+    angles = centres[:, None] * frequencies  # (grid, quarter)
+    along = torch.cat([angles.sin(), angles.cos()], dim=1)  # (grid, dim / 2)
+    rows = along[:, None, :].expand(grid, grid, -1)  # y of cell (row, column)
+    columns = along[None, :, :].expand(grid, grid, -1)  # x of cell (row, column)
+    return torch.cat([columns, rows], dim=-1).reshape(grid * grid, dim).float()
+
+
 def _projection(in_dim: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, out_dim), nn.LayerNorm(out_dim))
 
@@ -120,6 +141,9 @@ class MixedVisualEncoder(nn.Module):
             if self.query_encoder is None
             else _projection(self.query_encoder.out_channels, llm_dim)
         )
+        self.register_buffer(
+            "patch_position_table", self._position_table(config.patch_positions), persistent=False
+        )
         self.start_img = nn.Parameter(torch.rand(1, 1, llm_dim))
         self.end_img = nn.Parameter(torch.rand(1, 1, llm_dim))
         # Which files the weights came from (set by `load_weights`); None: random or in-memory.
@@ -132,6 +156,20 @@ class MixedVisualEncoder(nn.Module):
                 f"patch encoders disagree on tokens per view {counts}; give the odd ones a "
                 "resampling rule (e.g. ConvNeXt output_grid) so that the grids match"
             )
+
+    def _position_table(self, kind: str) -> torch.Tensor | None:
+        """Rows for [CLS | grid cells] of the patch tokens (CLS gets none), or None."""
+        if kind == "none":
+            return None
+        cells = self.patch_tokens - 1
+        grid = math.isqrt(max(cells, 0))
+        if cells < 1 or grid * grid != cells:
+            raise ValueError(
+                f"encoder {self.config.name!r}: patch_positions {kind!r} needs patch tokens "
+                f"of a CLS token and a square grid, got {self.patch_tokens}"
+            )
+        table = sincos_2d_positions(grid, self.config.llm_dim)
+        return torch.cat([table.new_zeros(1, table.shape[1]), table])
 
     @property
     def llm_dim(self) -> int:
@@ -209,7 +247,10 @@ class MixedVisualEncoder(nn.Module):
         if features.query is not None:
             parts.append(self.qformer_proj(features.query.to(self.start_img.device, dtype)))
         if features.patch is not None:
-            parts.append(self.visual_proj(features.patch.to(self.start_img.device, dtype)))
+            patch = self.visual_proj(features.patch.to(self.start_img.device, dtype))
+            if self.patch_position_table is not None:
+                patch = patch + self.patch_position_table.to(dtype)
+            parts.append(patch)
         parts.append(self.end_img.expand(n_views, -1, -1))
         return torch.cat(parts, dim=1)
 

@@ -207,13 +207,15 @@ def _sphinx_tiny() -> EncoderConfig:
 
 def _sphinx_demo() -> EncoderConfig:
     """The demo's mix: a CLIP-style ViT with 32-pixel patches and a ConvNeXt at its native
-    stride 32, both on a 7x7 grid at 224, so a view is 51 tokens and CPU training is fast."""
+    stride 32, both on a 7x7 grid at 224, so a view is 52 tokens and CPU training is fast;
+    fixed 2-D positions on the patch tokens tell the small LLM where each cell is."""
     return EncoderConfig(
         name="sphinx-demo",
         patch_encoders=[
             dataclasses.replace(_tiny_clip(), patch_size=32),
             dataclasses.replace(_tiny_convnext(), input_size=224, output_grid=7),
         ],
+        patch_positions="sincos-2d",
     )
 
 

@@ -40,10 +40,25 @@ the image. Please provide a short description for this region: 0 1 2 3 4 5 6 7 8
 0.50 0.75 1.00 the a an of in on with and is are was were it this that there here what where
 who how why which color colour number many left right top bottom middle front back large small
 """
+# The words of the synthetic scenes (sphinx_train.training.synthetic), weighted in the
+# grounding vocabulary so that each becomes a single token.
+_SCENE_WORDS = (
+    "the small large red green blue yellow purple white square circle triangle shapes How many"
+    " background stripes dots image shows one two three four left right top bottom"
+)
+_SCENE_WEIGHT = 20
+# Every box coordinate SPHINX writes ("0.00" ... "1.00") as one token, for presets that ask.
+COORDINATE_TOKENS = tuple(f"{hundredths / 100:.2f}" for hundredths in range(101))
 
 
-def build_nano_tokenizer() -> HuggingFaceTokenizer:
-    """Train the nano tokenizer: ids 0, 1, 2 are <unk>, <s>, </s> as in LLaMA."""
+def build_nano_tokenizer(grounding: bool = False) -> HuggingFaceTokenizer:
+    """Train the nano tokenizer: ids 0, 1, 2 are <unk>, <s>, </s> as in LLaMA.
+
+    ``grounding`` makes each word of the synthetic scenes one token and adds one token per
+    box coordinate (``COORDINATE_TOKENS``, after the plain ids): a two-layer
+    model then reads "the small red circle" as four tokens and picks a coordinate in one
+    step instead of spelling it digit by digit. The text (SPHINX's box format) is unchanged.
+    """
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -56,8 +71,13 @@ def build_nano_tokenizer() -> HuggingFaceTokenizer:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    backend.train_from_iterator(_CORPUS.splitlines(), trainer=trainer)
+    lines = _CORPUS.splitlines() + ([_SCENE_WORDS] * _SCENE_WEIGHT if grounding else [])
+    backend.train_from_iterator(lines, trainer=trainer)
     backend.add_tokens([AddedToken(SEPARATOR, normalized=False, special=False)])
+    if grounding:
+        backend.add_tokens(
+            [AddedToken(value, normalized=False, special=False) for value in COORDINATE_TOKENS]
+        )
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
     )

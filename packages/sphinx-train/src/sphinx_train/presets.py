@@ -13,6 +13,9 @@ from sphinx_train.config import SphinxConfig
 from sphinx_train.llm import build_llm, llama_config
 from sphinx_train.model import SphinxModel
 from sphinx_train.nano_tokenizer import NANO_VOCAB_SIZE, build_nano_tokenizer
+
+# The nano vocabulary plus the 101 coordinate tokens of the grounding vocabulary, rounded up.
+DEMO_VOCAB_SIZE = 640
 from sphinx_train.tokenizer import TextTokenizer, load_tokenizer
 
 
@@ -27,6 +30,7 @@ class ModelPreset:
     vocab_size: int = 32000
     # Only presets with a tokenizer of their own work without a tokenizer path.
     builds_own_tokenizer: bool = False
+    grounding_vocabulary: bool = False  # the built tokenizer: build_nano_tokenizer(grounding=)
     image_token_scale: float = 1.0  # SphinxConfig.image_token_scale
 
 
@@ -92,7 +96,7 @@ def create_model(
     if isinstance(tokenizer, (str, Path)):
         tokenizer = load_tokenizer(tokenizer)
     if tokenizer is None and preset.builds_own_tokenizer:
-        tokenizer = build_nano_tokenizer()
+        tokenizer = build_nano_tokenizer(grounding=preset.grounding_vocabulary)
     vocab_size = preset.vocab_size
     if tokenizer is not None and tokenizer.vocab_size > vocab_size:
         raise ValueError(
@@ -144,16 +148,16 @@ register_model_preset(
     ),
 )
 # The demo's model: a mix of two tiny frozen encoders on a 7x7 grid (49 patch tokens per view)
-# and image tokens scaled to the text embeddings' size, aimed at grounding on CPU (progress:
-# benchmarks/results/grounding_probe.md).
+# with fixed 2-D positions on the patch tokens, and a tokenizer with the scene words and one
+# token per box coordinate, aimed at grounding on CPU (benchmarks/results/grounding_probe.md).
 register_model_preset(
     "sphinx-demo",
     ModelPreset(
         "llama-demo",
         "sphinx-demo",
         "sphinx",
-        vocab_size=NANO_VOCAB_SIZE,
+        vocab_size=DEMO_VOCAB_SIZE,
         builds_own_tokenizer=True,
-        image_token_scale=0.05,
+        grounding_vocabulary=True,
     ),
 )

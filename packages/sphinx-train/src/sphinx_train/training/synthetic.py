@@ -26,7 +26,7 @@ COLOURS = {
 }
 KINDS = ("square", "circle", "triangle")
 SIZES = {"small": (0.15, 0.25), "large": (0.35, 0.5)}
-TASKS = ("rec", "reg", "detection", "vqa", "grounded-caption")
+TASKS = ("rec", "reg", "detection", "vqa", "grounded-caption", "rec-all")
 
 
 @dataclass(frozen=True)
@@ -127,10 +127,18 @@ def synthetic_caption(scene: Scene) -> str:
 
 
 def task_conversation(scene: Scene, task: str, seed: int = 0) -> list[dict[str, str]]:
-    """A one-turn conversation of a SPHINX task about the scene (boxes in sphinx-tasks format)."""
+    """A conversation of a SPHINX task about the scene (boxes in sphinx-tasks format): one turn,
+    or for ``rec-all`` one referring question per object."""
     from sphinx_tasks import Box, format_box, instructions
 
     rng = random.Random(seed)
+    if task == "rec-all":
+        # Every object referred to once, in a random order: one image, several boxes to learn.
+        turns = []
+        for o in rng.sample(scene.objects, len(scene.objects)):
+            turns += [{"role": "user", "content": instructions.rec_instruction(o.phrase)},
+                      {"role": "assistant", "content": format_box(Box(*o.box))}]
+        return turns
     target = rng.choice(scene.objects)
     target_box = Box(*target.box)
     if task == "rec":
