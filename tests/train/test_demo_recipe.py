@@ -76,3 +76,14 @@ def test_demo_configs_use_one_model_preset_and_2_to_4_unique_objects():
     sources = stage2.data.streams[0].sources
     drawn = {s.tiling: s.weight * s.size for s in sources}
     assert drawn["sphinx-1k"] / sum(drawn.values()) == pytest.approx(1024 / 21024)
+
+
+def test_a_reloaded_demo_model_gives_the_same_image_tokens(demo, tmp_path):
+    # from_pretrained builds the encoder on the meta device and fills it from the file: the
+    # 2-D positions must be there again, not uninitialised memory.
+    demo.save_pretrained(tmp_path / "m")
+    reloaded = SphinxModel.from_pretrained(tmp_path / "m")
+    views = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded.encoder.encode_views(views),
+                                   demo.encoder.encode_views(views))

@@ -141,9 +141,7 @@ class MixedVisualEncoder(nn.Module):
             if self.query_encoder is None
             else _projection(self.query_encoder.out_channels, llm_dim)
         )
-        self.register_buffer(
-            "patch_position_table", self._position_table(config.patch_positions), persistent=False
-        )
+        self._position_table()  # a grid that cannot be placed fails here, not in forward
         self.start_img = nn.Parameter(torch.rand(1, 1, llm_dim))
         self.end_img = nn.Parameter(torch.rand(1, 1, llm_dim))
         # Which files the weights came from (set by `load_weights`); None: random or in-memory.
@@ -157,8 +155,13 @@ class MixedVisualEncoder(nn.Module):
                 "resampling rule (e.g. ConvNeXt output_grid) so that the grids match"
             )
 
-    def _position_table(self, kind: str) -> torch.Tensor | None:
-        """Rows for [CLS | grid cells] of the patch tokens (CLS gets none), or None."""
+    def _position_table(self) -> torch.Tensor | None:
+        """Rows for [CLS | grid cells] of the patch tokens (CLS gets none), or None.
+
+        Computed on use (microseconds), not held as a buffer: a model built on the meta
+        device and filled from a checkpoint would otherwise hold uninitialised positions.
+        """
+        kind = self.config.patch_positions
         if kind == "none":
             return None
         cells = self.patch_tokens - 1
@@ -248,8 +251,9 @@ class MixedVisualEncoder(nn.Module):
             parts.append(self.qformer_proj(features.query.to(self.start_img.device, dtype)))
         if features.patch is not None:
             patch = self.visual_proj(features.patch.to(self.start_img.device, dtype))
-            if self.patch_position_table is not None:
-                patch = patch + self.patch_position_table.to(dtype)
+            table = self._position_table()
+            if table is not None:
+                patch = patch + table.to(patch.device, dtype)
             parts.append(patch)
         parts.append(self.end_img.expand(n_views, -1, -1))
         return torch.cat(parts, dim=1)

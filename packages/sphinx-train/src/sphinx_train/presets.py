@@ -13,10 +13,10 @@ from sphinx_train.config import SphinxConfig
 from sphinx_train.llm import build_llm, llama_config
 from sphinx_train.model import SphinxModel
 from sphinx_train.nano_tokenizer import NANO_VOCAB_SIZE, build_nano_tokenizer
+from sphinx_train.tokenizer import TextTokenizer, load_tokenizer
 
 # The nano vocabulary plus the 101 coordinate tokens of the grounding vocabulary, rounded up.
 DEMO_VOCAB_SIZE = 640
-from sphinx_train.tokenizer import TextTokenizer, load_tokenizer
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ class Run:
 
 
 def _bar(items, label: str, unit: str):
-    from tqdm import tqdm  # sphinx-train's dependency: the demo needs the [sphinx] extra
+    from tqdm import tqdm  # the [sphinx] extra
 
     return tqdm(items, desc=label, unit=unit, dynamic_ncols=True)
 
@@ -265,8 +265,14 @@ def run_stages(run: Run) -> None:
     applications(run)
 
 
-def tidy(run: Run) -> None:
-    """Drop the scratch space and the resumable checkpoints (the exported models stay)."""
+def tidy(run: Run, final: Path) -> None:
+    """Drop the scratch space and the resumable checkpoints (the exported models stay), and
+    point the recorded configs' ``model.init`` at ``final``, the name OUT will have."""
     shutil.rmtree(run.work, ignore_errors=True)
     for folder in (run.folder / "runs").glob("*/checkpoints"):
         shutil.rmtree(folder)
+    for config in (run.folder / "runs").glob("*/config.yaml"):
+        text = config.read_text(encoding="utf-8")
+        for staged in dict.fromkeys((str(run.folder.absolute()), str(run.folder))):
+            text = text.replace(staged, str(final))
+        config.write_text(text, encoding="utf-8")

@@ -37,34 +37,19 @@ _SYNTHETIC_CAPTIONS = (
     "data.streams.0.sources.0.name=scenes-syn",
     "data.streams.0.sources.0.style=synthetic",
 )
-# Part of stage 2 (a small caption source) through SPHINX-1k views (global + 2x2 crops), so the
-# high-resolution path runs; five views of 291 tokens need a longer max_length.
-_ONE_K_VIEWS = (
-    "data.streams.0.sources.1.tiling=sphinx-1k",
-    "data.streams.0.sources.1.size=64",
-    "data.max_length=2048",
-)
 
-FULL = Recipe(
-    stage1_real=StageRecipe("nano-stage1", 60),
-    stage1_syn=StageRecipe("nano-stage1", 60, _SYNTHETIC_CAPTIONS),
-    stage2=StageRecipe("nano-stage2", 300, _ONE_K_VIEWS),
-    eval_scenes=48,
-    detection_scenes=16,
-    mix_captions=24,
-    app_scenes=4,
-    curve_points=3,
-    curve_scenes=24,
-)
 
-QUICK = Recipe(
-    stage1_real=StageRecipe("nano-stage1", 12),
-    stage1_syn=StageRecipe("nano-stage1", 12, _SYNTHETIC_CAPTIONS),
-    stage2=StageRecipe("nano-stage2", 60, _ONE_K_VIEWS),
-    eval_scenes=24,
-    detection_scenes=6,
-    mix_captions=8,
-    app_scenes=2,
-    curve_points=2,
-    curve_scenes=12,
-)
+def _recipe(stage1_steps: int, stage2_steps: int, **sizes) -> Recipe:
+    """The demo's configs (sphinx-demo model; demo-stage2 holds the SPHINX-1k caption views)."""
+    return Recipe(
+        stage1_real=StageRecipe("demo-stage1", stage1_steps),
+        stage1_syn=StageRecipe("demo-stage1", stage1_steps, _SYNTHETIC_CAPTIONS),
+        stage2=StageRecipe("demo-stage2", stage2_steps),
+        **sizes,
+    )
+
+
+FULL = _recipe(60, 1000, eval_scenes=64, detection_scenes=16, mix_captions=24, app_scenes=4,
+               curve_points=3, curve_scenes=32)
+QUICK = _recipe(12, 240, eval_scenes=24, detection_scenes=6, mix_captions=8, app_scenes=2,
+                curve_points=2, curve_scenes=12)

@@ -33,7 +33,7 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, threads: in
             run = Run(folder, recipe, seed, announce)
             run_stages(run)
             with run.stage("report", "pictures/, results.json, report.md, report.html"):
-                tidy(run)
+                tidy(run, Path(out).absolute())
                 write_pictures(run, folder / "pictures")
                 results = build_results(run, time.perf_counter() - started, quick, threads)
                 write_report(run, results)
