@@ -55,6 +55,23 @@ def test_tensorboard_scalars_read_back_by_tensorboard(tmp_path):
     assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 2
 
 
+def test_tensorboard_resume_drops_the_killed_runs_later_steps(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    killed = MetricsLog(tmp_path / "metrics.jsonl", None, tensorboard_writer(tmp_path / "tb"))
+    for step in range(1, 7):
+        killed.write({"step": step, "loss": float(step)})
+    killed.writer.close()
+    resumed = MetricsLog(tmp_path / "metrics.jsonl", 3, tensorboard_writer(tmp_path / "tb", 3))
+    resumed.write({"step": 4, "loss": 40.0})
+    resumed.write({"step": 5, "loss": 50.0})
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("loss")] == [
+        (1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0), (5, 50.0)]
+
+
 def test_missing_tensorboard_extra_is_named(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(ImportError, match=r"sphinx-train\[tensorboard\]"):

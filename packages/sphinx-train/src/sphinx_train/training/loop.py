@@ -179,7 +179,8 @@ class Trainer:
 
                 (self.out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(),
                                                                      sort_keys=False))
-            writer = (tensorboard_writer(self.out / "tensorboard")
+            writer = (tensorboard_writer(self.out / "tensorboard",
+                                         None if self.resume_path is None else self.step)
                       if config.logging.tensorboard else None)
             self.metrics = MetricsLog(self.out / "metrics.jsonl",
                                       None if self.resume_path is None else self.step, writer)

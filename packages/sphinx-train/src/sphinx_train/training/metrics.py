@@ -17,14 +17,17 @@ def learning_rate(step: int, lr: float, min_lr: float, warmup: int, total: int) 
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * progress))
 
 
-def tensorboard_writer(folder: Path):
-    """A TensorBoard writer, imported only when asked for (the ``tensorboard`` extra)."""
+def tensorboard_writer(folder: Path, resume_step: int | None = None):
+    """A TensorBoard writer, imported only when asked for (the ``tensorboard`` extra).
+    On resume, events a killed run wrote after ``resume_step`` are purged when TensorBoard
+    loads the folder, as ``MetricsLog`` drops those lines, so the curve does not double back."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as error:
         raise ImportError("logging.tensorboard needs the tensorboard extra: "
                           "pip install 'sphinx-train[tensorboard]'") from error
-    return SummaryWriter(str(folder))
+    return SummaryWriter(str(folder),
+                         purge_step=None if resume_step is None else resume_step + 1)
 
 
 class MetricsLog:
