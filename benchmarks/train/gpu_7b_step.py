@@ -26,7 +26,7 @@ from llm_throughput import machine_name, timed, write_table
 
 from sphinx_train import SphinxSample, collate, create_model
 from sphinx_train.training.config import ParallelConfig
-from sphinx_train.training.loop import clip_gradients, optimizer_groups, row_losses
+from sphinx_train.training.loop import clip_gradients, optimizer_groups
 from sphinx_train.training.parallelize import (
     average_replicated_grads,
     init_distributed,
@@ -87,7 +87,7 @@ def main() -> None:
 
     def full_step() -> None:
         output = model(batch)
-        sums, counts = row_losses(output.logits, output.labels)
+        sums, counts = output.sample_loss_sum, output.sample_tokens
         (sums.sum() / counts.sum()).backward()
         average_replicated_grads(replicated)
         clip_gradients(sharded, replicated, 1.0)

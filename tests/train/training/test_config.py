@@ -30,6 +30,9 @@ def test_dotted_overrides_with_type_checks():
     config = load_config("nano-stage1", ["optimizer.lr=1e-4", "data.streams.1.per_step=6"])
     assert config.optimizer.lr == 1e-4 and config.data.streams[1].per_step == 6
     assert load_config("nano-stage1", ["optimizer.lr=1"]).optimizer.lr == 1.0  # int -> float
+    # YAML reads no/yes as booleans: both spellings of the choice must load
+    assert load_config("nano-stage1", ["optimizer.fused=no"]).optimizer.fused is False
+    assert load_config("nano-stage1", ["optimizer.fused=true"]).optimizer.fused is True
 
 
 @pytest.mark.parametrize(
@@ -39,6 +42,7 @@ def test_dotted_overrides_with_type_checks():
         ("optimizer.lr=fast", "optimizer.lr: expected float, got 'fast'"),
         ("data.streams.0.per_step=many", "data.streams.0.per_step: expected int"),
         ("parallel.compile=3", "parallel.compile: expected bool"),
+        ("optimizer.fused=maybe", "optimizer.fused: expected auto, true or false, got 'maybe'"),
         ("data.streams.0.sources.0.kind=hdf5", "data.streams.0.sources.0.kind: 'hdf5'"),
         ("data.streams.5.per_step=1", "--set data.streams.5.per_step: '5' is not an index"),
     ],

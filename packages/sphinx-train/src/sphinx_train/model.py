@@ -35,7 +35,8 @@ class SphinxOutput:
     """Logits over the assembled sequence and, with labels, the losses.
 
     ``loss`` is the mean over all supervised tokens of the batch (as the reference trainer);
-    ``sample_loss`` is each sample's own mean, ``sample_tokens`` its supervised token count.
+    ``sample_loss`` is each sample's own mean, ``sample_tokens`` its supervised token count,
+    ``sample_loss_sum`` its summed NLL (what a global token mean over micro-batches adds up).
     """
 
     logits: torch.Tensor
@@ -44,12 +45,14 @@ class SphinxOutput:
     loss: torch.Tensor | None = None
     sample_loss: torch.Tensor | None = None
     sample_tokens: torch.Tensor | None = None
+    sample_loss_sum: torch.Tensor | None = None
 
 
 def causal_lm_losses(
     logits: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(batch mean, per-sample mean, per-sample count) of next-token cross entropy."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(batch mean, per-sample mean, per-sample count, per-sample sum) of next-token
+    cross entropy."""
     shifted_labels = labels[:, 1:]
     token_loss = F.cross_entropy(
         logits[:, :-1].float().transpose(1, 2),
@@ -61,7 +64,7 @@ def causal_lm_losses(
     sums = token_loss.sum(dim=1)
     sample_loss = sums / counts.clamp(min=1)
     loss = sums.sum() / counts.sum().clamp(min=1)
-    return loss, sample_loss, counts
+    return loss, sample_loss, counts, sums
 
 
 class SphinxModel(nn.Module):
@@ -203,9 +206,8 @@ class SphinxModel(nn.Module):
         ).logits
         output = SphinxOutput(logits, inputs.attention_mask, inputs.labels)
         if inputs.labels is not None:
-            output.loss, output.sample_loss, output.sample_tokens = causal_lm_losses(
-                logits, inputs.labels
-            )
+            (output.loss, output.sample_loss, output.sample_tokens,
+             output.sample_loss_sum) = causal_lm_losses(logits, inputs.labels)
         return output
 
     def loss(self, samples: Sequence[SphinxSample]) -> SphinxOutput:

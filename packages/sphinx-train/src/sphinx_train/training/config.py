@@ -84,7 +84,7 @@ class OptimizerConfig:
     eps: float = 1e-8
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    fused: str = "auto"
+    fused: str | bool = "auto"  # auto: fused on CUDA and CPU
 
 
 @dataclass
@@ -303,9 +303,9 @@ def check_config(config: TrainConfig) -> None:
         raise ConfigError("parallel.micro_batch_tokens: expected >= 0 (0: use micro_batches)")
     if len(config.optimizer.betas) != 2:
         raise ConfigError(f"optimizer.betas: expected two numbers, got {config.optimizer.betas}")
-    if config.optimizer.fused not in ("auto", "yes", "no"):
+    if not isinstance(config.optimizer.fused, bool) and config.optimizer.fused != "auto":
         raise ConfigError(
-            f"optimizer.fused: expected auto, yes or no, got {config.optimizer.fused!r}"
+            f"optimizer.fused: expected auto, true or false, got {config.optimizer.fused!r}"
         )
     for part in config.trainable:
         if part not in ("llm", "projections") and not part.startswith("encoder."):

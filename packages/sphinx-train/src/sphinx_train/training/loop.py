@@ -16,10 +16,8 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from sphinx_train._house import staged_file
-from sphinx_train.conversation import IGNORE_INDEX
 from sphinx_train.training import checkpoint as ckpt
 from sphinx_train.training.config import TrainConfig
 from sphinx_train.training.data.encode import (
@@ -63,16 +61,6 @@ def build_model(config: TrainConfig):
     )
 
 
-def row_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row sum of next-token NLL and per-row count of supervised tokens."""
-    shifted = labels[:, 1:]
-    token_loss = F.cross_entropy(
-        logits[:, :-1].float().transpose(1, 2), shifted, ignore_index=IGNORE_INDEX,
-        reduction="none",
-    )
-    return token_loss.sum(dim=1), (shifted != IGNORE_INDEX).sum(dim=1)
-
-
 def optimizer_groups(model, weight_decay: float) -> list[dict]:
     """Sharded (LLM) and replicated (encoder) parameters apart, norms and biases without decay."""
     groups: dict[tuple[bool, bool], list] = {}
@@ -87,25 +75,32 @@ def optimizer_groups(model, weight_decay: float) -> list[dict]:
     ]
 
 
+@torch.no_grad()
 def clip_gradients(sharded_params, replicated_params, max_norm: float) -> float:
     """Global grad norm over sharded (DTensor) and replicated grads; scale both when above
-    ``max_norm`` (0: no clipping). Returns the norm before clipping."""
-    sharded = [p.grad for p in sharded_params if p.grad is not None]
-    squares = torch.zeros((), dtype=torch.float64)
-    if sharded:
-        norm = torch.nn.utils.get_total_norm(sharded)
-        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
-        squares = squares + norm.double().cpu() ** 2
+    ``max_norm`` (0: no clipping). Returns the norm before clipping.
+
+    Works on the local shards (plain tensors, one all-reduce of their squared norm): the
+    same norm as over the DTensors, without DTensor dispatch on every gradient."""
+    grads = [local_part(p.grad) for p in sharded_params if p.grad is not None]
+    squares = torch.zeros(1, dtype=torch.float64)
+    if grads:
+        squares += torch.nn.utils.get_total_norm(grads).double().cpu() ** 2
+    dist.all_reduce(squares)  # each rank holds a different part of the sharded grads
     replicated = [p.grad for p in replicated_params if p.grad is not None]
-    if replicated:
-        squares = squares + torch.nn.utils.get_total_norm(replicated).double().cpu() ** 2
+    if replicated:  # already averaged, the same on every rank: counted once
+        squares += torch.nn.utils.get_total_norm(replicated).double().cpu() ** 2
     total = math.sqrt(squares.item())
     if max_norm > 0 and total > max_norm:
-        scale = max_norm / (total + 1e-6)
-        for grads in (sharded, replicated):  # DTensors and plain tensors apart
-            if grads:
-                torch._foreach_mul_(grads, scale)
+        grads += replicated
+        if grads:
+            torch._foreach_mul_(grads, max_norm / (total + 1e-6))
     return total
+
+
+def local_part(tensor: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of a DTensor (a view: writing it writes the DTensor), else itself."""
+    return tensor.to_local() if hasattr(tensor, "to_local") else tensor
 
 
 @dataclass
@@ -154,9 +149,9 @@ class Trainer:
                            if p.requires_grad and not n.startswith("llm.")]
         self.sharded = [p for n, p in self.model.named_parameters()
                         if p.requires_grad and n.startswith("llm.")]
-        fused = config.optimizer.fused == "yes" or (
-            config.optimizer.fused == "auto" and runtime.device.type == "cuda"
-        )
+        fused = config.optimizer.fused
+        if fused == "auto":  # one kernel per tensor, and no DTensor dispatch per op
+            fused = runtime.device.type in ("cuda", "cpu")
         self.optimizer = torch.optim.AdamW(
             optimizer_groups(self.model, config.optimizer.weight_decay),
             lr=config.optimizer.lr, betas=tuple(config.optimizer.betas),
@@ -263,12 +258,13 @@ class Trainer:
         per_source = torch.zeros(2 * len(names), dtype=torch.float64)
         pad = model.tokenizer.pad_id if model.tokenizer.pad_id is not None else 0
         for index, group in enumerate(groups):
-            model.set_requires_gradient_sync(index == len(groups) - 1)
+            if hasattr(model, "set_requires_gradient_sync"):  # FSDP (absent on one fp32 rank)
+                model.set_requires_gradient_sync(index == len(groups) - 1)
             filler = group is None  # this rank ran out of rows; keep the collectives in step
             group = groups[0] if filler else group
             batch = collate([item.sample for item in group], pad_id=pad)
             output = model(batch)
-            sums, counts = row_losses(output.logits, output.labels)
+            sums, counts = output.sample_loss_sum, output.sample_tokens
             (sums.sum() * (0.0 if filler else world / total)).backward()
             for row, item in enumerate([] if filler else group):
                 slot = names.index(item.source) if item.source in names else 0
@@ -334,7 +330,7 @@ class Trainer:
                 continue
             item = encode_record(record, self.model, template, self.config.data.max_length)
             output = self.model(collate([item.sample]))
-            sums, counts = row_losses(output.logits, output.labels)
+            sums, counts = output.sample_loss_sum, output.sample_tokens
             totals += torch.tensor([sums.sum().item(), counts.sum().item()], dtype=torch.float64)
         self.model.train()
         dist.all_reduce(totals)

@@ -80,7 +80,8 @@ def param_dtype(config: ParallelConfig, device: torch.device) -> torch.dtype:
 
 
 def parallelize(model, config: ParallelConfig, runtime: Runtime) -> None:
-    """AC and compile per decoder block, then FSDP2 on the embedding, each block and the root."""
+    """AC and compile per decoder block, then FSDP2 on the embedding, each block and the root
+    (not for one rank in fp32 without offload, where FSDP would do nothing)."""
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
     from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
@@ -99,6 +100,11 @@ def parallelize(model, config: ParallelConfig, runtime: Runtime) -> None:
         if config.compile:
             layer.compile()
         layers[index] = layer
+    if runtime.world_size == 1 and compute == torch.float32 and not config.cpu_offload:
+        # One rank computing in fp32: FSDP would shard nothing and cast nothing, only add
+        # hooks and DTensor dispatch (about 10% of a nano step on CPU).
+        model.llm.to(runtime.device)
+        return
     mesh = torch.distributed.device_mesh.init_device_mesh(
         runtime.device.type, (runtime.world_size,)
     )
