@@ -1,8 +1,9 @@
 """``fit`` on the nano model next to a plain hand-written PyTorch loop, same model and batches.
 
 Both draw the same samples in the same order and encode them with the same data code
-(tiling, tokenizer), so what differs is the trainer itself: FSDP2 wrapping (one rank here),
-the global token-count all-reduces, per-source accounting, metrics and sample logs.
+(tiling, tokenizer), so what differs is the trainer itself: the global token-count
+all-reduces, replicated-grad averaging, per-source accounting, metrics and sample logs (one
+fp32 rank is not FSDP-wrapped, as fit does there).
 fit is timed from the outside, from the start of one step to the start of the next (data,
 step, metrics and sample logs included; model build, final checkpoint and export excluded);
 the plain loop times the same steps after the same warm-up steps. Both compare by the median
@@ -88,10 +89,8 @@ def plain_loop(config, warmup: int, timed: int) -> tuple[list[float], list[int]]
     pad = model.tokenizer.pad_id or 0
     model.train()
     tokens, stamps = [], []
-    for step in range(warmup + timed + 1):
+    for step in range(warmup + timed):
         stamps.append(time.perf_counter())
-        if step == warmup + timed:
-            break
         torch.manual_seed(step)
         samples = []
         for stream, sources, sampler in streams:
@@ -108,7 +107,7 @@ def plain_loop(config, warmup: int, timed: int) -> tuple[list[float], list[int]]
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         tokens.append(sum(item.tokens for item in samples))
-    stamps = stamps[warmup:]
+    stamps = [*stamps[warmup:], time.perf_counter()]
     return [end - start for start, end in itertools.pairwise(stamps)], tokens[warmup:]
 
 

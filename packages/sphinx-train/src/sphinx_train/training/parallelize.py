@@ -4,6 +4,7 @@ Only the LLM is sharded (embedding, each decoder layer, then the model root). Th
 outside FSDP, replicated on every rank: its frozen backbones run without grad, and its
 trainable projections are averaged across ranks by one all-reduce after backward. So a
 rank whose rows are all text-only takes part in every collective, and nothing hangs.
+A single rank computing in fp32 without offload is left unwrapped (FSDP would do nothing).
 """
 
 from __future__ import annotations
