@@ -146,10 +146,13 @@ class SphinxModel(nn.Module):
 
     # -- model --------------------------------------------------------------------------------
 
-    def assemble_inputs(self, batch: SphinxBatch, padding_side: str = "right") -> AssembledInputs:
+    def assemble_inputs(self, batch: SphinxBatch, padding_side: str = "right",
+                        features=None) -> AssembledInputs:
         """Place [BOS | image tokens | text after BOS] per sample and pad to one length.
 
         Right padding suits training, left padding generation (all prompts end together).
+        ``features`` (`sphinx_encoders.ViewFeatures` of the batch's views, e.g. from a
+        `FeatureCache`) replaces the frozen backbones: only the projections run.
         """
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
@@ -162,7 +165,10 @@ class SphinxModel(nn.Module):
             if self.encoder is None:
                 raise ValueError("the batch has images but this model has no visual encoder")
             encoder_dtype = next(self.encoder.parameters(), text_embeds).dtype
-            encoded = self.encoder(batch.pixel_values.to(encoder_dtype), batch.image_index)
+            if features is not None:
+                encoded = self.encoder.from_features(features, batch.image_index)
+            else:
+                encoded = self.encoder(batch.pixel_values.to(encoder_dtype), batch.image_index)
             image_embeds = encoded.embeds.to(text_embeds.dtype)
             if self.config.image_token_scale != 1.0:
                 image_embeds = image_embeds * self.config.image_token_scale
@@ -196,8 +202,10 @@ class SphinxModel(nn.Module):
         image_tokens = torch.tensor(image_counts, device=text_embeds.device)
         return AssembledInputs(embeds, mask, position_ids, labels, image_tokens)
 
-    def forward(self, batch: SphinxBatch, padding_side: str = "right") -> SphinxOutput:
-        inputs = self.assemble_inputs(batch.to(self.device), padding_side)
+    def forward(self, batch: SphinxBatch, padding_side: str = "right",
+                features=None) -> SphinxOutput:
+        """Logits (and losses, with labels); ``features`` as in `assemble_inputs`."""
+        inputs = self.assemble_inputs(batch.to(self.device), padding_side, features)
         logits = self.llm(
             inputs_embeds=inputs.inputs_embeds,
             attention_mask=inputs.attention_mask,

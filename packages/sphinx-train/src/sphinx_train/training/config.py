@@ -74,6 +74,7 @@ class DataConfig:
     held_out_samples: int = 16
     max_missing_share: float = 0.01
     preflight_samples: int = 256  # per source, checked before training (0: no pre-flight)
+    feature_cache: str | None = None  # folder: frozen image features reused across epochs/runs
 
 
 @dataclass

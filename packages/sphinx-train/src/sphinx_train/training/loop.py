@@ -144,6 +144,14 @@ class Trainer:
             self.streams.append((stream, sources, sampler))
         self.held_out = [open_source(source, config.seed + 1) for source in config.data.held_out]
         set_trainable(self.model, config.trainable)
+        self.features = self.source_ids = None
+        if config.data.feature_cache and self.model.encoder is not None:
+            from sphinx_train.training.features import TrainingFeatures, source_identity
+
+            self.features = TrainingFeatures(config.data.feature_cache, self.model,
+                                             runtime.rank, runtime.world_size)
+            self.source_ids = {source.name: source_identity(source, config.seed)
+                               for stream in config.data.streams for source in stream.sources}
         parallelize(self.model, config.parallel, runtime)
         self.replicated = [p for n, p in self.model.named_parameters()
                            if p.requires_grad and not n.startswith("llm.")]
@@ -228,10 +236,15 @@ class Trainer:
                     self._count_missing(source.name, index)
                     continue
                 try:
-                    mine.append(encode_record(record, self.model, stream.template,
-                                              self.config.data.max_length))
+                    item = encode_record(record, self.model, stream.template,
+                                         self.config.data.max_length)
                 except Dropped as why:
                     self.warnings.warn("dropped", f"{source.name}[{index}] dropped: {why}")
+                    continue
+                if self.features is not None and item.sample.pixel_values is not None:
+                    item.image_key = self.features.key(self.source_ids[source.name], index,
+                                                       record.tiling)
+                mine.append(item)
         return mine
 
     def _count_missing(self, name: str, index: int) -> None:
@@ -263,7 +276,11 @@ class Trainer:
             filler = group is None  # this rank ran out of rows; keep the collectives in step
             group = groups[0] if filler else group
             batch = collate([item.sample for item in group], pad_id=pad)
-            output = model(batch)
+            features = None
+            if self.features is not None:
+                features = self.features.features(
+                    [item.image_key for item in group if item.image_key is not None], batch)
+            output = model(batch, features=features)
             sums, counts = output.sample_loss_sum, output.sample_tokens
             (sums.sum() * (0.0 if filler else world / total)).backward()
             for row, item in enumerate([] if filler else group):

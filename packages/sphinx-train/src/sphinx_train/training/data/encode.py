@@ -17,6 +17,7 @@ class EncodedSample:
     tokens: int  # text + image tokens, what the LLM sees
     supervised: int  # tokens with a loss (after the one-token shift)
     truncated: bool = False
+    image_key: str | None = None  # names the image in a feature cache (set by the trainer)
 
 
 class Dropped(ValueError):
