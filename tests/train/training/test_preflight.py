@@ -1,4 +1,5 @@
-"""The pre-flight report of ``fit``: samples truncated or dropped, and why, before step 1."""
+"""The pre-flight report of ``fit``: samples truncated or dropped, and why, before step 1;
+and the running counts of both in metrics.jsonl during training."""
 
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ def test_fit_reports_truncated_and_dropped_samples(tmp_path):
             {"name": "text", "per_step": 2, "sources": [
                 {"name": "text", "kind": "text-jsonl", "path": str(tmp_path / "text.jsonl")}]},
         ]},
-        "schedule": {"total_steps": 1, "warmup_steps": 1},
-        "logging": {"progress": False, "tensorboard": has_tensorboard},
+        "schedule": {"total_steps": 2, "warmup_steps": 1},
+        "logging": {"progress": False, "tensorboard": has_tensorboard, "every": 1,
+                    "samples": True},
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -56,11 +58,19 @@ def test_fit_reports_truncated_and_dropped_samples(tmp_path):
     assert "pre-flight text: 2 truncated to max_length (of the first 4)" in result.stderr
     assert "pre-flight small" not in result.stderr
     metrics = read_jsonl(tmp_path / "run" / "metrics.jsonl")
-    assert [m["step"] for m in metrics] == [1]
+    assert [m["step"] for m in metrics] == [1, 2]
+    # every "big" draw is dropped, every odd "text" row (the long ones) truncated
+    truncated = dropped = 0
+    for metric, logged in zip(metrics, read_jsonl(tmp_path / "run" / "samples.jsonl"),
+                              strict=True):
+        dropped += sum(name == "big" for name, _ in logged["samples"])
+        truncated += sum(name == "text" and index % 2 for name, index in logged["samples"])
+        assert (metric["samples_truncated"], metric["samples_dropped"]) == (truncated, dropped)
+    assert truncated and dropped  # the draw (seed 0) hits both kinds
     if has_tensorboard:  # the same step's loss as a TensorBoard scalar
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
         events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
         events.Reload()
-        [scalar] = events.Scalars("loss")
+        scalar = events.Scalars("loss")[0]
         assert scalar.step == 1 and scalar.value == pytest.approx(metrics[0]["loss"], rel=1e-6)

@@ -128,11 +128,8 @@ class FeatureCache:
         index["entries"].update(names)
         index["shards"][shard] = target.stat().st_size
         index["next_shard"] += 1
-        index["shards"] = {
-            s: size
-            for s, size in index["shards"].items()
-            if any(e["shard"] == s for e in index["entries"].values())
-        }
+        used = {entry["shard"] for entry in index["entries"].values()}
+        index["shards"] = {s: size for s, size in index["shards"].items() if s in used}
         with staged_file(self.root / _INDEX, overwrite=True) as stage:
             stage.write_text(json.dumps(index, sort_keys=True), encoding="utf-8")
         self._index = index

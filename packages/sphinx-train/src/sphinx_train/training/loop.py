@@ -111,6 +111,8 @@ class StepReport:
     tokens: int
     images: int
     sources: list[str] = field(default_factory=list)
+    truncated: int = 0  # samples of the step cut to max_length, all ranks
+    dropped: int = 0  # samples of the step left out (see encode.Dropped), all ranks
 
 
 class Trainer:
@@ -122,6 +124,8 @@ class Trainer:
         self.runtime: Runtime = init_distributed()
         self.warnings = Warnings()
         self.missing = self.seen = 0
+        self.truncated = self.dropped = 0  # since step 0, all ranks (kept across resume)
+        self.step_dropped = 0
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -173,6 +177,8 @@ class Trainer:
             for (_, _, sampler), state in zip(self.streams, resume_state["samplers"], strict=True):
                 sampler.load_state_dict(state)
             self.missing, self.seen = resume_state["missing"], resume_state["seen"]
+            self.truncated = resume_state.get("truncated", 0)
+            self.dropped = resume_state.get("dropped", 0)
         if runtime.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             ckpt.clean_staging(self.out / "checkpoints")
@@ -223,7 +229,7 @@ class Trainer:
 
     def step_samples(self) -> list[EncodedSample]:
         """This rank's encoded samples of the next step (advances every sampler)."""
-        mine, self.step_items = [], []
+        mine, self.step_items, self.step_dropped = [], [], 0
         for stream, sources, sampler in self.streams:
             items = sampler.take(stream.per_step)
             self.step_items += [[sources[s].name, index] for s, index in items]
@@ -239,6 +245,7 @@ class Trainer:
                     item = encode_record(record, self.model, stream.template,
                                          self.config.data.max_length)
                 except Dropped as why:
+                    self.step_dropped += 1
                     self.warnings.warn("dropped", f"{source.name}[{index}] dropped: {why}")
                     continue
                 if self.features is not None and item.sample.pixel_values is not None:
@@ -308,10 +315,13 @@ class Trainer:
             name: per_source[2 * i].item() / per_source[2 * i + 1].item()
             for i, name in enumerate(names) if per_source[2 * i + 1] > 0
         }
-        tokens = torch.tensor([sum(i.tokens for i in samples),
-                               sum(i.sample.pixel_values is not None for i in samples)])
-        dist.all_reduce(tokens)
-        return StepReport(loss, source_loss, grad_norm, int(tokens[0]), int(tokens[1]), sources)
+        counts = torch.tensor([sum(i.tokens for i in samples),
+                               sum(i.sample.pixel_values is not None for i in samples),
+                               sum(i.truncated for i in samples), self.step_dropped])
+        dist.all_reduce(counts)
+        tokens, images, truncated, dropped = counts.tolist()
+        return StepReport(loss, source_loss, grad_norm, tokens, images, sources, truncated,
+                          dropped)
 
     def _micro_batches(self, samples: list[EncodedSample]) -> list:
         """A fixed number of length groups, or token-budget groups made as many on every
@@ -363,7 +373,8 @@ class Trainer:
 
     def trainer_state(self) -> dict:
         return {"step": self.step, "samplers": [s.state_dict() for _, _, s in self.streams],
-                "missing": self.missing, "seen": self.seen}
+                "missing": self.missing, "seen": self.seen, "truncated": self.truncated,
+                "dropped": self.dropped}
 
     def save(self) -> None:
         ckpt.save_checkpoint(self.out / "checkpoints", self.step, self.model, self.optimizer,
@@ -389,6 +400,8 @@ class Trainer:
                                self.warmup, config.schedule.total_steps)
             report = self.train_step(samples, lr)
             self.step += 1
+            self.truncated += report.truncated
+            self.dropped += report.dropped
             elapsed = time.perf_counter() - started
             if rank == 0 and (self.step % config.logging.every == 0
                               or self.step == self.max_steps):
@@ -414,6 +427,7 @@ class Trainer:
         record.update({
             "lr": lr, "grad_norm": report.grad_norm, "tokens_per_s": report.tokens / elapsed,
             "images_per_s": report.images / elapsed, "tokens": report.tokens,
+            "samples_truncated": self.truncated, "samples_dropped": self.dropped,
         })
         if self.runtime.device.type == "cuda":
             record["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
