@@ -95,6 +95,29 @@ def test_two_ranks_match_one_then_resume_on_one_rank(stage1_config, straight_run
     assert read_jsonl(out / "samples.jsonl") == read_jsonl(straight_run / "samples.jsonl")
 
 
+@pytest.mark.dist
+def test_one_rank_checkpoint_resumes_on_two_ranks(straight_run, stage1_config, tmp_path):
+    """One fp32 rank trains unwrapped (plain tensors in its checkpoint); two ranks shard the
+    LLM with FSDP2: the step-5 checkpoint of the first must load into the second."""
+    out = tmp_path / "one-then-two"
+    shutil.copytree(straight_run, out)
+    shutil.rmtree(out / "checkpoints" / "step-10")
+    shutil.rmtree(out / "final")
+    result = run_fit(stage1_config, out, ranks=2)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_jsonl(out / "samples.jsonl") == read_jsonl(straight_run / "samples.jsonl")
+    ours = [m for m in read_jsonl(out / "metrics.jsonl") if "loss" in m]
+    reference = [m for m in read_jsonl(straight_run / "metrics.jsonl") if "loss" in m]
+    assert [m["step"] for m in ours] == list(range(1, 11))
+    for step, (mine, theirs) in enumerate(zip(ours, reference, strict=True), start=1):
+        assert mine["loss"] == pytest.approx(theirs["loss"], abs=1e-5), step
+    resumed = checkpoint_tensors(out / "checkpoints" / "step-10")
+    straight = checkpoint_tensors(straight_run / "checkpoints" / "step-10")
+    assert resumed.keys() == straight.keys()
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], atol=1e-5, rtol=1e-4, msg=key)
+
+
 def test_truncated_checkpoint_is_one_error_and_nothing_written(straight_run, stage1_config,
                                                                 tmp_path):
     out = tmp_path / "damaged"
