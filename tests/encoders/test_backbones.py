@@ -123,3 +123,26 @@ def test_dropout_never_runs_in_frozen_backbones(tiny, views5):
         tiny.eval()
     torch.testing.assert_close(first, second, rtol=0, atol=0)
     assert isinstance(tiny.query_encoder.qformer.dropout, nn.Dropout)
+
+
+def test_qformer_train_mode_runs_blip2_dropout_with_frozen_weights(tiny, views5):
+    """The reference trains with the Q-Former in train mode: BLIP-2's dropout (0.1 on hidden
+    states and attention probabilities) is active, the weights still frozen."""
+    qformer = tiny.query_encoder
+    with torch.no_grad():
+        plain = qformer(views5[:2])
+    qformer.dropout_in_training = True
+    tiny.train()
+    try:
+        rates = {m.p for m in qformer.qformer.modules() if isinstance(m, nn.Dropout)}
+        assert rates == {0.1}
+        assert qformer.qformer.training and not any(p.requires_grad for p in qformer.parameters())
+        with torch.no_grad():
+            first, second = qformer(views5[:2]), qformer(views5[:2])
+        assert not torch.equal(first, second) and not torch.equal(first, plain)
+        tiny.eval()
+        with torch.no_grad():
+            torch.testing.assert_close(qformer(views5[:2]), plain, rtol=0, atol=0)
+    finally:
+        qformer.dropout_in_training = False
+        tiny.eval()

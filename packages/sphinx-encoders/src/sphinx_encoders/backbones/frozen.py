@@ -19,19 +19,22 @@ class FrozenBackbone(nn.Module):
 
     Parameters have `requires_grad=False` and the module stays in eval mode even when a
     parent calls `.train()`, so dropout / drop-path never run and optimizers never see it.
+    `dropout_in_training = True` lets a parent's `.train()` through (weights still frozen):
+    the reference trains SPHINX with its Q-Former in train mode, dropout active.
     Subclasses take CLIP-normalised views `(n, 3, S, S)` and return tokens `(n, T, C)`.
     """
 
     out_channels: int
     num_tokens: int
     reference_prefix: str
+    dropout_in_training = False
 
     def freeze(self) -> None:
         self.requires_grad_(False)
         super().train(False)
 
     def train(self, mode: bool = True) -> FrozenBackbone:
-        return super().train(False)
+        return super().train(mode and self.dropout_in_training)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -35,6 +35,8 @@ class ModelConfig:
     init: str | None = None
     tokenizer: str | None = None
     tiling: str | None = None
+    # The reference trains with its (frozen) Q-Former in train mode: dropout 0.1 active.
+    qformer_train_mode: bool = False
 
 
 @dataclass

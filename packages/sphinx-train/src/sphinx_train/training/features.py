@@ -43,6 +43,9 @@ class TrainingFeatures:
         if trains:
             raise ConfigError(f"data.feature_cache: backbone parameter {trains[0]} trains, so "
                               "its features change every step; drop the cache or freeze it")
+        if any(backbone.dropout_in_training for _, backbone in model.encoder.backbones()):
+            raise ConfigError("data.feature_cache: model.qformer_train_mode runs the Q-Former "
+                              "with dropout, so its features change every step; drop one")
         self.encoder = model.encoder
         self.default_tiling = model.tiling.name
         self.cache = FeatureCache(Path(root) / f"rank-{rank}-of-{world_size}")

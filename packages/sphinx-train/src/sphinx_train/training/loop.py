@@ -19,7 +19,7 @@ import torch.distributed as dist
 
 from sphinx_train._house import staged_file
 from sphinx_train.training import checkpoint as ckpt
-from sphinx_train.training.config import TrainConfig
+from sphinx_train.training.config import ConfigError, TrainConfig
 from sphinx_train.training.data.encode import (
     Dropped,
     EncodedSample,
@@ -148,6 +148,14 @@ class Trainer:
             self.streams.append((stream, sources, sampler))
         self.held_out = [open_source(source, config.seed + 1) for source in config.data.held_out]
         set_trainable(self.model, config.trainable)
+        if config.model.qformer_train_mode:
+            encoder = self.model.encoder
+            qformer = None if encoder is None else encoder.query_encoder
+            if qformer is None:
+                raise ConfigError("model.qformer_train_mode: model "
+                                  f"{config.model.init or config.model.preset!r} has no "
+                                  "Q-Former; set it to false")
+            qformer.dropout_in_training = True
         self.features = self.source_ids = None
         if config.data.feature_cache and self.model.encoder is not None:
             from sphinx_train.training.features import TrainingFeatures, source_identity
