@@ -1,4 +1,5 @@
-"""SPHINX-MoE (mixtral_sparse_ens*) LLM conversion against a forward written from the reference.
+"""SPHINX-MoE (mixtral_sparse_ens*) conversion against a forward written from the reference:
+the LLM alone (``convert_mixtral_llm``) and the whole model (``convert_accessory``).
 
 The checkpoint is built in the reference layout (accessory/model/LLM/mixtral_sparse_ens.py):
 ``feed_forward.w1/w2/w3`` are bare parameters of shape (experts * hidden, dim) that shards
@@ -9,9 +10,11 @@ as in LLaMA with Meta's interleaved RoPE at theta 1e6 (the ModelArgs default).
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
+from PIL import Image
 
 from sphinx_train.accessory import ConversionError
 from sphinx_train.moe import convert_mixtral_llm
@@ -20,14 +23,14 @@ DIM, HEADS, KV_HEADS, LAYERS, EXPERTS, TOP_K, HIDDEN, VOCAB = 32, 4, 2, 2, 4, 2,
 EPS, THETA = 1e-5, 1e6
 
 
-def reference_weights() -> dict[str, torch.Tensor]:
+def reference_weights(vocab: int = VOCAB) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(5)
 
     def rand(*shape, scale=0.1):
         return torch.randn(*shape, generator=generator) * scale
 
     head_dim = DIM // HEADS
-    weights = {"tok_embeddings.weight": rand(VOCAB, DIM, scale=1.0)}
+    weights = {"tok_embeddings.weight": rand(vocab, DIM, scale=1.0)}
     for i in range(LAYERS):
         weights |= {
             f"layers.{i}.attention.wq.weight": rand(HEADS * head_dim, DIM),
@@ -42,7 +45,7 @@ def reference_weights() -> dict[str, torch.Tensor]:
             f"layers.{i}.ffn_norm.weight": 1 + rand(DIM),
         }
     weights["norm.weight"] = 1 + rand(DIM)
-    weights["output.weight"] = rand(VOCAB, DIM)
+    weights["output.weight"] = rand(vocab, DIM)
     return weights
 
 
@@ -108,10 +111,10 @@ def reference_moe(x, w, i):
     return out
 
 
-def reference_logits(w, tokens):
-    length, head_dim = len(tokens), DIM // HEADS
+def reference_logits(w, h):
+    """Logits of the reference Mixtral for one sequence of input embeddings (T, DIM)."""
+    length, head_dim = len(h), DIM // HEADS
     positions, causal = torch.arange(length), torch.ones(length, length, dtype=torch.bool).tril()
-    h = w["tok_embeddings.weight"][tokens]
     for i in range(LAYERS):
         x = rms_norm(h, w[f"layers.{i}.attention_norm.weight"])
         q = (x @ w[f"layers.{i}.attention.wq.weight"].T).view(length, HEADS, head_dim)
@@ -143,7 +146,7 @@ def test_converted_mixtral_matches_the_reference_forward(tmp_path, shards):
     assert llm.config.num_local_experts == EXPERTS and llm.config.num_experts_per_tok == TOP_K
     with torch.no_grad():
         logits = llm(TOKENS[None]).logits[0]
-    expected = reference_logits(weights, TOKENS)
+    expected = reference_logits(weights, weights["tok_embeddings.weight"][TOKENS])
     # Several experts are really used (else the routing would not be checked).
     probs = torch.softmax(
         weights["tok_embeddings.weight"][TOKENS] @ weights["layers.0.feed_forward.gate.weight"].T,
@@ -195,11 +198,46 @@ def test_existing_output_and_output_inside_the_source_are_refused(tmp_path):
     ) == ["notes.txt"]
 
 
-def test_convert_accessory_points_moe_checkpoints_to_the_llm_converter(tmp_path):
-    from sphinx_train import convert_accessory
+@pytest.mark.parametrize(
+    ("llama_type", "encoder", "tiling", "views"),
+    [("mixtral_sparse_ens", "sphinx-moe-tiny", "sphinx-light", 1),
+     ("mixtral_sparse_ens5", "sphinx-moe-1k-tiny", "sphinx-light-1k", 5)],
+)  # fmt: skip
+def test_whole_sphinx_moe_converts_and_matches_the_reference_forward(
+    tmp_path, sentencepiece_file, llama_type, encoder, tiling, views
+):
+    """[BOS | start | 32 query | 257 patch | end (per view) | text] through the Mixtral LLM,
+    the image tokens from the same encoder architecture (its own fidelity is tested in
+    tests/encoders), the LLM forward written out above."""
+    from sphinx_encoders import create_encoder
 
-    source = write_checkpoint(tmp_path / "ref", reference_weights(), shards=1)
-    (source / "meta.json").write_text(json.dumps({"llama_type": "mixtral_sparse_ens5"}))
-    with pytest.raises(ConversionError, match="convert_mixtral_llm"):
-        convert_accessory(source, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    from sphinx_train import (
+        SentencePieceTokenizer,
+        SphinxModel,
+        SphinxSample,
+        collate,
+        convert_accessory,
+    )
+
+    weights = reference_weights(SentencePieceTokenizer(sentencepiece_file).vocab_size)
+    torch.manual_seed(9)
+    vision = create_encoder(encoder, llm_dim=DIM).eval()
+    source = write_checkpoint(tmp_path / "ref", weights, vision=vision.reference_state_dict())
+    (source / "meta.json").write_text(json.dumps({"llama_type": llama_type}))
+    shutil.copyfile(sentencepiece_file, source / "tokenizer.model")
+    model = SphinxModel.from_pretrained(convert_accessory(source, tmp_path / "ours",
+                                                          encoder=encoder))
+    assert type(model.llm).__name__ == "MixtralForCausalLM"
+    assert model.tiling.name == tiling and model.config.encoder == encoder
+    pixels = model.image_views(Image.effect_noise((300, 200), 60).convert("RGB"))[0]
+    assert pixels.shape == (views, 3, 512, 512)
+    tokens = [model.tokenizer.bos_id, *model.tokenizer.encode("What is it?")]
+    with torch.no_grad():
+        image_tokens = vision(pixels, torch.zeros(views, dtype=torch.long)).embeds[0]
+        assert image_tokens.shape == (291 * views, DIM)
+        embed = weights["tok_embeddings.weight"]
+        expected = reference_logits(
+            weights, torch.cat([embed[tokens[:1]], image_tokens, embed[tokens[1:]]])
+        )
+        got = model(collate([SphinxSample(tokens, pixel_values=pixels)])).logits[0]
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)

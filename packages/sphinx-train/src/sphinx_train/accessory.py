@@ -38,6 +38,9 @@ LLAMA_TYPE_TO_TILING = {
     "llama_ens10": "sphinx-2k",
     "llama_ens_light": "sphinx-light",
     "llama_ens5_light": "sphinx-light-1k",
+    # SPHINX-MoE views as SPHINX-Tiny: 512 (global) or 1024 (global + 2x2)
+    "mixtral_sparse_ens": "sphinx-light",
+    "mixtral_sparse_ens5": "sphinx-light-1k",
 }
 # The encoder preset each llama_type builds (SPHINX-Tiny: no CLIP, no Q-Former).
 LLAMA_TYPE_TO_ENCODER = {
@@ -46,6 +49,8 @@ LLAMA_TYPE_TO_ENCODER = {
     "llama_ens10": "sphinx",
     "llama_ens_light": "sphinx-light",
     "llama_ens5_light": "sphinx-light",
+    "mixtral_sparse_ens": "sphinx-moe",
+    "mixtral_sparse_ens5": "sphinx-moe-1k",
 }
 SHARD_NAME = re.compile(r"^consolidated\.(\d{2})-of-(\d{2})\.model\.pth$")
 PREFIX = "llma."
@@ -98,6 +103,14 @@ def hf_name(reference_key: str) -> tuple[str, int | None]:
         name, dim = _LAYER_KEYS[match.group(2)]
         return f"model.layers.{match.group(1)}.{name}", dim
     raise KeyError(reference_key)
+
+
+def _known_llm_key(key: str) -> bool:
+    try:
+        hf_name(key)
+    except KeyError:
+        return False
+    return True
 
 
 def permute_for_hf_rope(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -397,14 +410,23 @@ def convert_accessory(
     if llama_type is None:
         llama_type = _read_json(source / "meta.json").get("llama_type")
     if not isinstance(llama_type, str) or llama_type not in LLAMA_TYPE_TO_TILING:
-        moe = isinstance(llama_type, str) and llama_type.startswith("mixtral_sparse_ens")
-        hint = "; its LLM converts alone with sphinx_train.moe.convert_mixtral_llm" if moe else ""
         raise ConversionError(
             f"{source / 'meta.json'}: llama_type {llama_type!r} is not supported; "
-            f"expected one of {sorted(LLAMA_TYPE_TO_TILING)}{hint}"
+            f"expected one of {sorted(LLAMA_TYPE_TO_TILING)}"
         )
     encoder = encoder or LLAMA_TYPE_TO_ENCODER[llama_type]
-    shape, args, args_source = _llm_shape(source, llm_args)
+    moe = llama_type.startswith("mixtral_sparse_ens")
+    if moe and llm_args is not None and not isinstance(llm_args, dict):
+        raise ConversionError(f"LLM shape {llm_args!r}: a Mixtral checkpoint needs its "
+                              "ModelArgs (dim, n_layers, n_heads, moe, ...), not a shape name")
+    if moe:  # the Mixtral ModelArgs: the LLaMA fields plus moe, hidden_dim, ...
+        from sphinx_train.moe import mixtral_llama_args
+
+        args_source = source / "config.json" if llm_args is None else Path("the LLM arguments")
+        args = _read_json(args_source) if llm_args is None else dict(llm_args)
+        shape = reference_shape(mixtral_llama_args(args), args_source)
+    else:
+        shape, args, args_source = _llm_shape(source, llm_args)
     if not tokenizer_path.is_file():
         raise ConversionError(f"{tokenizer_path}: tokenizer not found")
     shards = find_shards(source)
@@ -418,11 +440,12 @@ def convert_accessory(
             )
     vision_keys = [key for key in keys if _is_vision(key)]
     llm_keys = [key for key in keys if not _is_vision(key)]
-    for key in llm_keys:
-        try:
-            hf_name(key)
-        except KeyError:
-            raise ConversionError(f"{shards[0]}: unknown key {PREFIX}{key}") from None
+    known = _known_llm_key
+    if moe:
+        from sphinx_train.moe import known_key as known
+    unknown = [key for key in llm_keys if not known(key)]
+    if unknown:
+        raise ConversionError(f"{shards[0]}: unknown key {PREFIX}{unknown[0]}")
     if "tok_embeddings.weight" not in llm_keys:
         raise ConversionError(f"{shards[0]}: no {PREFIX}tok_embeddings.weight")
     embeddings = [state["tok_embeddings.weight"] for state in shard_states]
@@ -439,9 +462,13 @@ def convert_accessory(
         raise ConversionError(
             f"{tokenizer_path}: {text_tokenizer.vocab_size} tokens but the checkpoint embeds {vocab_size}"
         )
-    hf_config = llama_config(
-        shape, vocab_size, bos_token_id=text_tokenizer.bos_id, eos_token_id=text_tokenizer.eos_id
-    )
+    ids = {"bos_token_id": text_tokenizer.bos_id, "eos_token_id": text_tokenizer.eos_id}
+    if moe:
+        from sphinx_train.moe import mixtral_config_from_shards
+
+        hf_config = mixtral_config_from_shards(args, shard_states, shards, args_source, **ids)
+    else:
+        hf_config = llama_config(shape, vocab_size, **ids)
     stored_dtype = dtype or embeddings[0].dtype
     hf_config.dtype = stored_dtype
     expected = {
@@ -453,11 +480,16 @@ def convert_accessory(
     def fill(folder: Path) -> None:
         from sphinx_train.processor import SphinxProcessor
 
-        tensors = _llm_tensors(shard_states, llm_keys, shape, shards, dtype, differing)
+        if moe:
+            from sphinx_train.moe import mixtral_tensors
+
+            tensors = mixtral_tensors(shard_states, llm_keys, hf_config, shards, dtype, differing)
+        else:
+            tensors = _llm_tensors(shard_states, llm_keys, shape, shards, dtype, differing)
         _write_llm(
             folder / LLM_FOLDER,
             hf_config,
-            tqdm(tensors, total=len(llm_keys), desc="LLM", unit="tensor"),
+            tqdm(tensors, total=None if moe else len(llm_keys), desc="LLM", unit="tensor"),
             expected,
         )
         vision = {

@@ -1,16 +1,19 @@
-"""Language-model shapes: the LLaMA-2 sizes SPHINX was trained on, and a tiny one for tests."""
+"""Language-model shapes: the LLaMA-2 sizes SPHINX was trained on, Mixtral for SPHINX-MoE, and
+tiny ones for tests."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM
 
 
 @dataclass(frozen=True)
 class LlamaShape:
-    """The numbers that decide a LLaMA architecture (vocabulary size is set separately)."""
+    """The numbers that decide a LLaMA architecture (vocabulary size is set separately);
+    ``num_local_experts`` > 0 makes it a Mixtral (sparse experts, ``intermediate_size``
+    hidden units per expert, ``num_experts_per_tok`` of them per token)."""
 
     hidden_size: int
     intermediate_size: int
@@ -20,6 +23,8 @@ class LlamaShape:
     rms_norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     max_position_embeddings: int = 4096
+    num_local_experts: int = 0
+    num_experts_per_tok: int = 2
 
 
 LLM_SHAPES: dict[str, LlamaShape] = {
@@ -30,6 +35,9 @@ LLM_SHAPES: dict[str, LlamaShape] = {
     "llama-nano": LlamaShape(64, 176, 2, 4),
     # The demo's LLM (sphinx-demo): twice as wide as nano, for grounding on CPU.
     "llama-demo": LlamaShape(128, 352, 2, 4),
+    # SPHINX-MoE / SPHINX-MoE-1k (mixtral_sparse_ens*): Mixtral-8x7B, rope_theta 1e6.
+    "mixtral-8x7b": LlamaShape(4096, 14336, 32, 32, 8, rope_theta=1e6, num_local_experts=8),
+    "mixtral-nano": LlamaShape(64, 96, 2, 4, 2, rope_theta=1e6, num_local_experts=4),
 }
 
 
@@ -51,13 +59,19 @@ def llama_config(
     eos_token_id: int = 2,
     pad_token_id: int | None = 0,
 ) -> LlamaConfig:
-    """A Hugging Face ``LlamaConfig`` for a named shape (see :data:`LLM_SHAPES`)."""
+    """A Hugging Face ``LlamaConfig`` for a named shape (see :data:`LLM_SHAPES`), or a
+    ``MixtralConfig`` for a shape with experts."""
     if isinstance(shape, str):
         try:
             shape = LLM_SHAPES[shape]
         except KeyError:
             raise KeyError(f"unknown LLM shape {shape!r}; known: {sorted(LLM_SHAPES)}") from None
-    return LlamaConfig(
+    experts = {}
+    if shape.num_local_experts:
+        experts = {"num_local_experts": shape.num_local_experts,
+                   "num_experts_per_tok": shape.num_experts_per_tok, "sliding_window": None,
+                   "head_dim": shape.hidden_size // shape.num_attention_heads}
+    return (MixtralConfig if experts else LlamaConfig)(
         vocab_size=vocab_size,
         hidden_size=shape.hidden_size,
         intermediate_size=shape.intermediate_size,
@@ -71,16 +85,17 @@ def llama_config(
         eos_token_id=eos_token_id,
         pad_token_id=pad_token_id,
         tie_word_embeddings=False,
+        **experts,
     )
 
 
 def build_llm(
-    config: LlamaConfig,
+    config: LlamaConfig | MixtralConfig,
     *,
     dtype: torch.dtype | None = None,
     device: str | torch.device | None = None,
     attn_implementation: str = "sdpa",
-) -> LlamaForCausalLM:
+) -> LlamaForCausalLM | MixtralForCausalLM:
     """Instantiate a randomly initialised causal LM from a config (``device="meta"`` for shapes only)."""
     config._attn_implementation = attn_implementation
     previous_dtype = torch.get_default_dtype()
@@ -88,6 +103,7 @@ def build_llm(
     torch.set_default_dtype(dtype or previous_dtype)
     try:
         with torch.device(device or "cpu"):
-            return LlamaForCausalLM(config)
+            model = MixtralForCausalLM if isinstance(config, MixtralConfig) else LlamaForCausalLM
+            return model(config)
     finally:
         torch.set_default_dtype(previous_dtype)

@@ -46,13 +46,18 @@ _EXPERT_KEY = re.compile(r"^layers\.(\d+)\.feed_forward\.(w1|w2|w3)$")
 _GATE_KEY = re.compile(r"^layers\.(\d+)\.feed_forward\.gate\.weight$")
 
 
+def mixtral_llama_args(args: dict) -> dict:
+    """The LLaMA fields of the reference Mixtral ModelArgs, with its rope_theta default."""
+    llama_args = {k: v for k, v in args.items() if k not in MIXTRAL_ARGS}
+    llama_args.setdefault("rope_theta", MIXTRAL_ROPE_THETA)
+    return llama_args
+
+
 def mixtral_config(args: dict, vocab_size: int, intermediate_size: int, source: Path, **ids):
     """A ``MixtralConfig`` from the reference ModelArgs (``config.json``) and the weights."""
     from transformers import MixtralConfig
 
-    llama_args = {k: v for k, v in args.items() if k not in MIXTRAL_ARGS}
-    llama_args.setdefault("rope_theta", MIXTRAL_ROPE_THETA)
-    shape = reference_shape(llama_args, source)
+    shape = reference_shape(mixtral_llama_args(args), source)
     moe = args.get("moe", {"num_experts": 8, "num_experts_per_tok": 2})
     if not isinstance(moe, dict):
         raise ConversionError(f"{source}: moe={moe!r}, expected an object")
@@ -87,6 +92,33 @@ def mixtral_config(args: dict, vocab_size: int, intermediate_size: int, source: 
         tie_word_embeddings=False,
         **ids,
     )
+
+
+def mixtral_config_from_shards(args: dict, states: list[dict], shards: list[Path],
+                               source: Path, **ids):
+    """The ``MixtralConfig`` of reference shards: experts and widths checked against
+    ``config.json`` (``source``); the vocabulary and the expert width come from the weights."""
+    for needed in ("tok_embeddings.weight", "layers.0.feed_forward.w1"):
+        if needed not in states[0]:
+            raise ConversionError(f"{shards[0]}: no {PREFIX}{needed} (not a Mixtral checkpoint?)")
+    embeddings = [state["tok_embeddings.weight"] for state in states]
+    _check_pieces("tok_embeddings.weight", embeddings, 1, shards)
+    moe = args.get("moe") if isinstance(args.get("moe"), dict) else {}
+    experts = moe.get("num_experts", 8)
+    rows = sum(state["layers.0.feed_forward.w1"].shape[0] for state in states)
+    if not isinstance(experts, int) or experts < 1 or rows % experts:
+        raise ConversionError(
+            f"{shards[0]}: {PREFIX}layers.0.feed_forward.w1 has {rows} rows, not a multiple "
+            f"of moe.num_experts={experts!r} from {source}"
+        )
+    config = mixtral_config(args, embeddings[0].shape[0], rows // experts, source, **ids)
+    width = sum(piece.shape[1] for piece in embeddings)
+    if width != config.hidden_size:
+        raise ConversionError(
+            f"{shards[0]}: token embedding is {width} wide but {source} says "
+            f"dim={config.hidden_size}"
+        )
+    return config
 
 
 def merge_expert_shards(pieces: list[torch.Tensor], num_experts: int) -> torch.Tensor:
@@ -164,7 +196,8 @@ def _hf_name(key: str) -> tuple[str, int | None]:
     return hf_name(key)
 
 
-def _known(key: str) -> bool:
+def known_key(key: str) -> bool:
+    """Whether ``key`` (without ``llma.``) is an LLM weight of the reference Mixtral."""
     if _EXPERT_KEY.match(key) or _GATE_KEY.match(key):
         return True
     try:
@@ -185,9 +218,9 @@ def convert_mixtral_llm(
     """Write the LLM of a SPHINX-MoE checkpoint as a ``MixtralForCausalLM`` folder.
 
     ``source`` holds the reference shards and ``config.json``; the vision weights in the
-    shards are left out (SPHINX-MoE's encoder runs CLIP and the Q-Former on a 224 resize of a
-    512 view, which the encoder presets do not offer yet). ``vocab_size``, when given, must
-    match the token embedding (a check against the tokenizer the caller will use).
+    shards are left out (``convert_accessory`` converts the whole model). ``vocab_size``,
+    when given, must match the token embedding (a check against the tokenizer the caller
+    will use).
     """
     from transformers import MixtralForCausalLM
 
@@ -211,34 +244,14 @@ def convert_mixtral_llm(
                 f"{path}: holds other keys than {shards[0].name}: {difference[:5]}"
             )
     llm_keys = [key for key in states[0] if not _is_vision(key)]
-    unknown = [key for key in llm_keys if not _known(key)]
+    unknown = [key for key in llm_keys if not known_key(key)]
     if unknown:
         raise ConversionError(f"{shards[0]}: unknown key {PREFIX}{unknown[0]}")
-    for needed in ("tok_embeddings.weight", "layers.0.feed_forward.w1"):
-        if needed not in llm_keys:
-            raise ConversionError(f"{shards[0]}: no {PREFIX}{needed} (not a Mixtral checkpoint?)")
-    embeddings = [state["tok_embeddings.weight"] for state in states]
-    _check_pieces("tok_embeddings.weight", embeddings, 1, shards)
-    vocab = embeddings[0].shape[0]
-    if vocab_size is not None and vocab_size != vocab:
-        raise ConversionError(f"{shards[0]}: embeds {vocab} tokens, expected {vocab_size}")
-    moe = args.get("moe") if isinstance(args.get("moe"), dict) else {}
-    experts = moe.get("num_experts", 8)
-    w1 = [state["layers.0.feed_forward.w1"] for state in states]
-    rows = sum(piece.shape[0] for piece in w1)
-    if not isinstance(experts, int) or experts < 1 or rows % experts:
-        raise ConversionError(
-            f"{shards[0]}: {PREFIX}layers.0.feed_forward.w1 has {rows} rows, not a multiple "
-            f"of moe.num_experts={experts!r} from {source / 'config.json'}"
-        )
-    config = mixtral_config(args, vocab, rows // experts, source / "config.json")
-    width = sum(piece.shape[1] for piece in embeddings)
-    if width != config.hidden_size:
-        raise ConversionError(
-            f"{shards[0]}: token embedding is {width} wide but config.json says "
-            f"dim={config.hidden_size}"
-        )
-    config.dtype = dtype or embeddings[0].dtype
+    config = mixtral_config_from_shards(args, states, shards, source / "config.json")
+    if vocab_size is not None and vocab_size != config.vocab_size:
+        raise ConversionError(f"{shards[0]}: embeds {config.vocab_size} tokens, expected "
+                              f"{vocab_size}")
+    config.dtype = dtype or states[0]["tok_embeddings.weight"].dtype
     with torch.device("meta"):
         expected = {n: tuple(t.shape) for n, t in MixtralForCausalLM(config).state_dict().items()}
     differing: list[str] = []
