@@ -21,7 +21,7 @@ def test_cached_features_are_bit_identical_to_recomputed(tiny, views5, tmp_path)
     reopened = FeatureCache(tmp_path)
     calls = []
     original = tiny.frozen_features
-    tiny.frozen_features = lambda views: calls.append(views) or original(views)
+    tiny.frozen_features = lambda views, *index: calls.append(views) or original(views, *index)
     try:
         second = reopened.encode(tiny, views5, IMAGE_INDEX, KEYS, tiling="sphinx-1k")
     finally:
@@ -41,7 +41,7 @@ def test_only_missing_images_are_computed(tiny, views5, tmp_path):
     cache.encode(tiny, views5[:2], None, ["v0", "v1"], tiling="t")
     seen = []
     original = tiny.frozen_features
-    tiny.frozen_features = lambda views: seen.append(views.shape[0]) or original(views)
+    tiny.frozen_features = lambda views, *index: seen.append(len(views)) or original(views, *index)
     try:
         features = cache.encode(tiny, views5[:3], None, ["v0", "v1", "v2"], tiling="t")
     finally:
@@ -109,3 +109,17 @@ def test_bad_index_and_view_count_mismatch(tiny, views5, tmp_path):
     cache.encode(tiny, views5[:2], torch.tensor([0, 0]), ["img"], tiling="t")
     with pytest.raises(FeatureCacheError, match="'img' has 2 cached views, the batch 1"):
         cache.encode(tiny, views5[:1], None, ["img"], tiling="t")
+
+
+def test_views_from_canvas_encoders_are_cached_per_image(make_views, tmp_path):
+    """Light-1k DINOv2 builds an image's views from all five: the cache must group them."""
+    torch.manual_seed(0)
+    encoder = create_encoder("sphinx-light-1k-tiny", llm_dim=8)
+    views = make_views(6, side=512)
+    index = torch.tensor([1, 0, 1, 1, 1, 1])  # a one-view image and a five-view image
+    expected = encoder.frozen_features(views, index)
+    cache = FeatureCache(tmp_path)
+    for _ in range(2):  # computed, then read back
+        got = cache.encode(encoder, views, index, ["single", "five"], tiling="t")
+        assert torch.equal(got.patch, expected.patch)
+    assert not torch.equal(got.patch[index == 1], encoder.frozen_features(views[index == 1]).patch)

@@ -168,7 +168,12 @@ def test_registry_refuses_silent_overwrite_and_filters():
         register_encoder("test-mine", _small("other"))
     register_encoder("test-mine", lambda: _small("replaced"), overwrite=True)
     assert get_encoder_config("test-mine").name == "replaced"
-    assert list_encoders("sphinx-light*") == ["sphinx-light", "sphinx-light-tiny"]
+    assert list_encoders("sphinx-light*") == [
+        "sphinx-light",
+        "sphinx-light-1k",
+        "sphinx-light-1k-tiny",
+        "sphinx-light-tiny",
+    ]
     with pytest.raises(UnknownNameError, match=r"known: .*sphinx-light") as info:
         get_encoder_config("sphinx-lite")
     assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)

@@ -450,18 +450,20 @@ def test_load_pretrained_visual_encoder_builds_quick_gelu_clip(
 
 
 @pytest.mark.parametrize(
-    ("llama_type", "tiling", "views"), [("llama_ens_light", "sphinx-light", 1),
-                                        ("llama_ens5_light", "sphinx-light-1k", 5)]
+    ("llama_type", "encoder", "tiling", "views"),
+    [("llama_ens_light", "sphinx-light-tiny", "sphinx-light", 1),
+     ("llama_ens5_light", "sphinx-light-1k-tiny", "sphinx-light-1k", 5)],
 )  # fmt: skip
 def test_sphinx_tiny_layout_converts_and_matches_the_reference_forward(
-    tmp_path, sentencepiece_file, vocab, llama_type, tiling, views
+    tmp_path, sentencepiece_file, vocab, llama_type, encoder, tiling, views
 ):
     """llama_ens_light: no CLIP and no Q-Former; 259 tokens a view (start | 257 | end); the
-    LLM is grouped-query (TinyLlama-like, 2 key/value heads here)."""
+    LLM is grouped-query (TinyLlama-like, 2 key/value heads here). The image tokens are the
+    encoder's, which tests/encoders/test_light.py checks against each encode_image."""
     from sphinx_encoders import create_encoder
 
     torch.manual_seed(8)
-    light = create_encoder("sphinx-light-tiny", llm_dim=DIM).eval()
+    light = create_encoder(encoder, llm_dim=DIM).eval()
     vision = light.reference_state_dict()
     assert not any(key.startswith(("clip.", "qformer")) for key in vision)
     llm = reference_weights(vocab, 2)
@@ -469,7 +471,7 @@ def test_sphinx_tiny_layout_converts_and_matches_the_reference_forward(
     write_reference_checkpoint(
         source, llm, vision, sentencepiece_file, llama_type=llama_type, kv_heads=2
     )
-    out = convert_accessory(source, tmp_path / "ours", encoder="sphinx-light-tiny")
+    out = convert_accessory(source, tmp_path / "ours", encoder=encoder)
     model = SphinxModel.from_pretrained(out)
     assert model.tiling.name == tiling
     image = Image.new("RGB", (700, 500), (200, 120, 20))

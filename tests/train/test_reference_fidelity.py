@@ -132,12 +132,6 @@ def _reference_tiny_1k_dinov2_views(canvas: torch.Tensor) -> torch.Tensor:
     return torch.cat([small, *crops])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Tiny-1k: the project resizes each 512 view to 224 for DINOv2; the reference "
-    "takes DINOv2's views from the 1024 canvas (needs a second view set from sphinx-tiling "
-    "and sphinx-encoders)",
-)
 def test_tiny_1k_dinov2_views_come_from_the_1024_canvas():
     from sphinx_encoders import create_encoder
     from sphinx_tiling import tile_tensor
@@ -149,8 +143,24 @@ def test_tiny_1k_dinov2_views_come_from_the_1024_canvas():
         [torch.cat([views[1], views[2]], dim=-1), torch.cat([views[3], views[4]], dim=-1)], dim=-2
     )[None]
     expected = _reference_tiny_1k_dinov2_views(canvas)
-    encoder = create_encoder("sphinx-light-tiny", llm_dim=8)
+    encoder = create_encoder("sphinx-light-1k-tiny", llm_dim=8)
     dinov2 = next(b for b in encoder.patch_encoders.values() if hasattr(b, "resize"))
-    given = dinov2.resize(views)
+    given = dinov2.resize(views, torch.zeros(5, dtype=torch.long))  # the five views of image 0
     assert given.shape == expected.shape
     assert (given - expected).abs().max() < 1e-3
+
+
+def test_tiny_1k_preset_builds_the_canvas_views_and_tiny_does_not():
+    from sphinx_encoders import get_encoder_config
+    from sphinx_train import get_model_preset
+    from sphinx_train.accessory import LLAMA_TYPE_TO_ENCODER
+
+    def dinov2(preset):
+        config = get_encoder_config(get_model_preset(preset).encoder)
+        return next(c for c in config.patch_encoders if c.kind == "dinov2")
+
+    assert get_model_preset("sphinx-tiny-1k").tiling == "sphinx-light-1k"
+    assert dinov2("sphinx-tiny-1k").views_from_canvas
+    assert not dinov2("sphinx-tiny").views_from_canvas
+    converted = get_encoder_config(LLAMA_TYPE_TO_ENCODER["llama_ens5_light"])
+    assert next(c for c in converted.patch_encoders if c.kind == "dinov2").views_from_canvas

@@ -164,7 +164,7 @@ class FeatureCache:
         missing = [i for i, hit in enumerate(cached) if hit is None and len(views_of[i])]
         if missing:
             rows = torch.cat([views_of[i] for i in missing])
-            fresh = encoder.frozen_features(pixel_values[rows])
+            fresh = encoder.frozen_features(pixel_values[rows], image_index[rows])
             start, computed = 0, []
             for i in missing:
                 count = len(views_of[i])

@@ -57,7 +57,8 @@ class ConvNeXtConfig:
     output_grid: int = 16
     resample: str = "repeat"
     # The reference casts the view to float16 before the (nearest) resize, which rounds the
-    # pixels of fp32 and bf16 runs alike; None resizes in the weights' dtype.
+    # pixels of fp32 and bf16 runs alike; None resizes in the weights' dtype (as
+    # llama_ens5_light does, which gives ConvNeXt its 512 views as they are).
     resize_dtype: str | None = "float16"
     reference_prefix: str = "openclip_convnext_xxl"
 
@@ -89,6 +90,12 @@ class DinoV2Config:
     # (llama_ens), "affine" x * (clip_std/std) + (clip_mean - mean)/std (llama_ens_light).
     # Equal up to float rounding; each preset follows its reference module.
     renormalize: str = "unnormalize"
+    # SPHINX-Tiny-1k (llama_ens5_light): an image's five views (global + 2x2 crops of the
+    # 1024 canvas) are replaced, given the views' image grouping, by views made from the
+    # canvas: `resize` to `image_size` and the quarters of `resize` to twice that. An image
+    # of one view is its own canvas (llama_ens_light); other view counts are refused;
+    # without a grouping (`image_index=None`: one view per image) each view is resized.
+    views_from_canvas: bool = False
     reference_prefix: str = "dinov2_vitg14"
 
     def __post_init__(self):
@@ -97,6 +104,8 @@ class DinoV2Config:
             raise ValueError(
                 f"resize must be bicubic, bilinear, nearest or null, got {self.resize!r}"
             )
+        if self.views_from_canvas and self.resize is None:
+            raise ValueError("views_from_canvas=True needs a resize rule, got resize=None")
         if self.renormalize not in ("unnormalize", "affine"):
             raise ValueError(
                 f"renormalize must be 'unnormalize' or 'affine', got {self.renormalize!r}"

@@ -219,12 +219,16 @@ class MixedVisualEncoder(nn.Module):
                 backbone.channels_last()
 
     # --- forward -------------------------------------------------------------------------
-    def frozen_features(self, pixel_values: torch.Tensor) -> ViewFeatures:
+    def frozen_features(
+        self, pixel_values: torch.Tensor, image_index: torch.Tensor | None = None
+    ) -> ViewFeatures:
         """What the backbones give for every view, before the projections.
 
-        With frozen backbones this depends only on the views, so it can be cached
+        With frozen backbones this depends only on each image's views, so it can be cached
         (`FeatureCache`) while the projections train; it runs without autograd unless a
         backbone parameter has been set to train (e.g. a trainer's ``encoder.<prefix>``).
+        `image_index` (view -> image; None: one view per image) reaches the backbones that
+        build their inputs from all of an image's views (DINOv2 `views_from_canvas`).
         """
         self._check_views(pixel_values)
         views = pixel_values.to(self.start_img.device)
@@ -234,7 +238,13 @@ class MixedVisualEncoder(nn.Module):
         )
         with torch.set_grad_enabled(trains):
             patch = (
-                torch.cat([e(views) for e in self.patch_encoders.values()], dim=-1)
+                torch.cat(
+                    [
+                        e(views, image_index) if e.uses_image_index else e(views)
+                        for e in self.patch_encoders.values()
+                    ],
+                    dim=-1,
+                )
                 if self.patch_encoders
                 else None
             )
@@ -258,9 +268,12 @@ class MixedVisualEncoder(nn.Module):
         parts.append(self.end_img.expand(n_views, -1, -1))
         return torch.cat(parts, dim=1)
 
-    def encode_views(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Tokens of every view, `(n_views, tokens_per_view, llm_dim)`, all views in one batch."""
-        return self.project(self.frozen_features(pixel_values))
+    def encode_views(
+        self, pixel_values: torch.Tensor, image_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Tokens of every view, `(n_views, tokens_per_view, llm_dim)`, all views in one batch
+        (`image_index` as in `frozen_features`)."""
+        return self.project(self.frozen_features(pixel_values, image_index))
 
     def forward(
         self,
@@ -273,7 +286,7 @@ class MixedVisualEncoder(nn.Module):
         `image_index[v]` is the image of view v (as `sphinx_tiling.tile_batch` gives it);
         None means one view per image. `n_images` adds trailing images with no views.
         """
-        tokens = self.encode_views(pixel_values)
+        tokens = self.encode_views(pixel_values, image_index)
         return gather_views(tokens, image_index, n_images)
 
     def from_features(

@@ -242,6 +242,23 @@ def _sphinx_light_tiny() -> EncoderConfig:
     )
 
 
+def _sphinx_light_1k() -> EncoderConfig:
+    """SPHINX-Tiny-1k's encoder (llama_ens5_light): as `sphinx-light`, except that DINOv2
+    takes its views from the 1024 canvas and ConvNeXt gets the views without the float16
+    rounding (the reference gives it the 512 views as they are)."""
+    return _light_1k(_sphinx_light(), "sphinx-light-1k")
+
+
+def _sphinx_light_1k_tiny() -> EncoderConfig:
+    return _light_1k(_sphinx_light_tiny(), "sphinx-light-1k-tiny")
+
+
+def _light_1k(config: EncoderConfig, name: str) -> EncoderConfig:
+    changes = {DinoV2Config: {"views_from_canvas": True}, ConvNeXtConfig: {"resize_dtype": None}}
+    patch = [dataclasses.replace(c, **changes[type(c)]) for c in config.patch_encoders]
+    return dataclasses.replace(config, name=name, patch_encoders=patch)
+
+
 def _light_dinov2(config: DinoV2Config) -> DinoV2Config:
     # The reference resizes the 512 view to 224 bicubically in float16, and re-normalises
     # with one scale and one shift.
@@ -255,6 +272,8 @@ register_encoder("sphinx-tiny", _sphinx_tiny)
 register_encoder("sphinx-demo", _sphinx_demo)
 register_encoder("sphinx-light", _sphinx_light)
 register_encoder("sphinx-light-tiny", _sphinx_light_tiny)
+register_encoder("sphinx-light-1k", _sphinx_light_1k)
+register_encoder("sphinx-light-1k-tiny", _sphinx_light_1k_tiny)
 for _name, _real, _tiny in (
     ("clip-vit", ClipViTConfig, _tiny_clip),
     ("clip-convnext", ConvNeXtConfig, _tiny_convnext),

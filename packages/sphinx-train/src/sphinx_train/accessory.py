@@ -48,7 +48,7 @@ LLAMA_TYPE_TO_ENCODER = {
     "llama_ens5": "sphinx",
     "llama_ens10": "sphinx",
     "llama_ens_light": "sphinx-light",
-    "llama_ens5_light": "sphinx-light",
+    "llama_ens5_light": "sphinx-light-1k",
     "mixtral_sparse_ens": "sphinx-moe",
     "mixtral_sparse_ens5": "sphinx-moe-1k",
 }
@@ -386,7 +386,8 @@ def convert_accessory(
     """Convert ``source`` (reference shards + config.json + meta.json + tokenizer.model).
 
     ``encoder`` is the sphinx-encoders preset whose architecture the vision weights fill
-    (default: the one ``llama_type`` builds, ``sphinx`` or ``sphinx-light``);
+    (default: the one ``llama_type`` builds, ``sphinx``, ``sphinx-light`` or
+    ``sphinx-light-1k``);
     ``dtype`` converts all weights (default: keep the checkpoint's). The first release held
     only the shards: then pass ``llama_type`` (instead of meta.json), ``llm_args`` (an LLM
     shape name such as ``"llama2-13b"`` or the reference ModelArgs, instead of config.json)

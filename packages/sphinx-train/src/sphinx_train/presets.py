@@ -136,10 +136,11 @@ for _size in ("7b", "13b"):
 # The released SPHINX checkpoints use the 13B LLM: the short names are those presets.
 for _short in ("sphinx", "sphinx-1k", "sphinx-2k"):
     register_model_preset(_short, get_model_preset(f"{_short}-13b"))
-# SPHINX-Tiny / SPHINX-Tiny-1k: TinyLlama with the light encoder (ConvNeXt at 512 + DINOv2).
+# SPHINX-Tiny / SPHINX-Tiny-1k: TinyLlama with the light encoder (ConvNeXt at 512 + DINOv2;
+# for 1k, DINOv2's views come from the 1024 canvas, as in llama_ens5_light).
 register_model_preset("sphinx-tiny", ModelPreset("tinyllama-1.1b", "sphinx-light", "sphinx-light"))
 register_model_preset(
-    "sphinx-tiny-1k", ModelPreset("tinyllama-1.1b", "sphinx-light", "sphinx-light-1k")
+    "sphinx-tiny-1k", ModelPreset("tinyllama-1.1b", "sphinx-light-1k", "sphinx-light-1k")
 )
 register_model_preset(
     "sphinx-nano",

@@ -28,6 +28,8 @@ class FrozenBackbone(nn.Module):
     num_tokens: int
     reference_prefix: str
     dropout_in_training = False
+    # True when `forward(views, image_index)` needs the views' image grouping (view -> image).
+    uses_image_index = False
 
     def freeze(self) -> None:
         self.requires_grad_(False)
