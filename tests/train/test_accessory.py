@@ -223,9 +223,12 @@ def _broken_checkpoint(tmp_path, sentencepiece_file, tiny_encoder, vocab, edit):
         ),
         (lambda llm, vision: llm.pop("layers.1.ffn_norm.weight"), "lacks LLM weights"),
         (lambda llm, vision: vision.pop("end_img"), "end_img"),
-        (lambda llm, vision: "mixtral_sparse_ens", "llama_type .mixtral_sparse_ens. is not supported"),
+        (lambda llm, vision: "llama_ens_peft", "llama_type .llama_ens_peft. is not supported"),
+        # a dense LLaMA under a Mixtral llama_type: its feed-forward keys are not experts
+        (lambda llm, vision: "mixtral_sparse_ens", "unknown key llma.layers.0.feed_forward.w1.weight"),
     ],
-    ids=["unknown-key", "wrong-shape", "missing-llm-key", "missing-vision-key", "llama-type"],
+    ids=["unknown-key", "wrong-shape", "missing-llm-key", "missing-vision-key", "llama-type",
+         "dense-as-moe"],
 )
 def test_bad_checkpoints_fail_clearly_and_write_nothing(
     tmp_path, sentencepiece_file, tiny_encoder, vocab, edit, message

@@ -210,7 +210,6 @@ def test_whole_sphinx_moe_converts_and_matches_the_reference_forward(
     the image tokens from the same encoder architecture (its own fidelity is tested in
     tests/encoders), the LLM forward written out above."""
     from sphinx_encoders import create_encoder
-
     from sphinx_train import (
         SentencePieceTokenizer,
         SphinxModel,

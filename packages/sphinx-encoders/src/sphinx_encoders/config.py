@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import yaml
 
@@ -21,6 +21,27 @@ from ._house import dtype_name, staged_file
 
 class ConfigError(ValueError):
     """A config file or dict that does not describe a valid encoder."""
+
+
+class ViewRule(Protocol):
+    """How a backbone fits the tiler's views to the side it sees (`backbones.views`):
+    `resize` (None: views go in as they are) computed in `resize_dtype` (None: the weights'
+    dtype), or with `views_from_canvas` made from each image's canvas (the 1k variants of
+    SPHINX-Tiny and SPHINX-MoE: global = canvas resized to `image_size`, crops = quarters of
+    the canvas resized to twice that; an image of one view is its own canvas)."""
+
+    image_size: int
+    resize: str | None
+    resize_dtype: str | None
+    views_from_canvas: bool
+
+
+def _check_view_rule(config) -> None:
+    config.resize_dtype = _optional_dtype(config.resize_dtype)
+    if config.resize not in (None, "bicubic", "bilinear", "nearest"):
+        raise ValueError(f"resize must be bicubic, bilinear, nearest or null, got {config.resize!r}")
+    if config.views_from_canvas and config.resize is None:
+        raise ValueError("views_from_canvas=True needs a resize rule, got resize=None")
 
 
 @dataclass
@@ -39,7 +60,14 @@ class ClipViTConfig:
     output_dim: int = 768
     # The reference builds ViT-L-14 without `pretrained=`, which gives nn.GELU, not QuickGELU.
     quick_gelu: bool = False
+    # Views of another side (SPHINX-MoE's 512): see `ViewRule`.
+    resize: str | None = None
+    resize_dtype: str | None = None
+    views_from_canvas: bool = False
     reference_prefix: str = "clip"
+
+    def __post_init__(self):
+        _check_view_rule(self)
 
 
 @dataclass
@@ -81,8 +109,8 @@ class DinoV2Config:
     # Side of the pretraining grid of the stored position embeddings (518 / 14 = 37).
     pos_grid: int = 37
     interpolate_offset: float = 0.1
-    # Side DINOv2 sees; views of another side are resized with `resize` (SPHINX-Tiny: its
-    # 512 views go bicubic to 224), computed in `resize_dtype` (the reference: float16).
+    # Side DINOv2 sees; views of another side are fitted by `ViewRule` (SPHINX-Tiny: its
+    # 512 views go bicubic to 224, computed in float16 as the reference).
     image_size: int = 224
     resize: str | None = None
     resize_dtype: str | None = None
@@ -90,22 +118,14 @@ class DinoV2Config:
     # (llama_ens), "affine" x * (clip_std/std) + (clip_mean - mean)/std (llama_ens_light).
     # Equal up to float rounding; each preset follows its reference module.
     renormalize: str = "unnormalize"
-    # SPHINX-Tiny-1k (llama_ens5_light): an image's five views (global + 2x2 crops of the
-    # 1024 canvas) are replaced, given the views' image grouping, by views made from the
-    # canvas: `resize` to `image_size` and the quarters of `resize` to twice that. An image
-    # of one view is its own canvas (llama_ens_light); other view counts are refused;
-    # without a grouping (`image_index=None`: one view per image) each view is resized.
+    # SPHINX-Tiny-1k (llama_ens5_light): views from each image's canvas (`ViewRule`); other
+    # view counts than 1 and 5 are refused; without a grouping (`image_index=None`: one
+    # view per image) each view is resized.
     views_from_canvas: bool = False
     reference_prefix: str = "dinov2_vitg14"
 
     def __post_init__(self):
-        self.resize_dtype = _optional_dtype(self.resize_dtype)
-        if self.resize not in (None, "bicubic", "bilinear", "nearest"):
-            raise ValueError(
-                f"resize must be bicubic, bilinear, nearest or null, got {self.resize!r}"
-            )
-        if self.views_from_canvas and self.resize is None:
-            raise ValueError("views_from_canvas=True needs a resize rule, got resize=None")
+        _check_view_rule(self)
         if self.renormalize not in ("unnormalize", "affine"):
             raise ValueError(
                 f"renormalize must be 'unnormalize' or 'affine', got {self.renormalize!r}"
@@ -132,7 +152,14 @@ class QFormerConfig:
     qformer_ln_eps: float = 1e-12
     cross_attention_frequency: int = 2
     num_query_tokens: int = 32
+    # Views of another side (SPHINX-MoE's 512): see `ViewRule`.
+    resize: str | None = None
+    resize_dtype: str | None = None
+    views_from_canvas: bool = False
     reference_prefix: str = "qformer"
+
+    def __post_init__(self):
+        _check_view_rule(self)
 
 
 PATCH_CONFIG_KINDS: dict[str, type] = {

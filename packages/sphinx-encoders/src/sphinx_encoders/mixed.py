@@ -228,7 +228,7 @@ class MixedVisualEncoder(nn.Module):
         (`FeatureCache`) while the projections train; it runs without autograd unless a
         backbone parameter has been set to train (e.g. a trainer's ``encoder.<prefix>``).
         `image_index` (view -> image; None: one view per image) reaches the backbones that
-        build their inputs from all of an image's views (DINOv2 `views_from_canvas`).
+        build their inputs from all of an image's views (`views_from_canvas`).
         """
         self._check_views(pixel_values)
         views = pixel_values.to(self.start_img.device)
@@ -236,19 +236,16 @@ class MixedVisualEncoder(nn.Module):
         trains = torch.is_grad_enabled() and any(
             p.requires_grad for b in backbones if b is not None for p in b.parameters()
         )
+        def run(backbone):
+            return backbone(views, image_index) if backbone.uses_image_index else backbone(views)
+
         with torch.set_grad_enabled(trains):
             patch = (
-                torch.cat(
-                    [
-                        e(views, image_index) if e.uses_image_index else e(views)
-                        for e in self.patch_encoders.values()
-                    ],
-                    dim=-1,
-                )
+                torch.cat([run(e) for e in self.patch_encoders.values()], dim=-1)
                 if self.patch_encoders
                 else None
             )
-            query = None if self.query_encoder is None else self.query_encoder(views)
+            query = None if self.query_encoder is None else run(self.query_encoder)
         return ViewFeatures(patch=patch, query=query)
 
     def project(self, features: ViewFeatures) -> torch.Tensor:

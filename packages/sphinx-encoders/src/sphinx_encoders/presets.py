@@ -259,6 +259,42 @@ def _light_1k(config: EncoderConfig, name: str) -> EncoderConfig:
     return dataclasses.replace(config, name=name, patch_encoders=patch)
 
 
+def _sphinx_moe() -> EncoderConfig:
+    """SPHINX-MoE's encoder (mixtral_sparse_ens): `sphinx`'s four backbones on 512 views,
+    ConvNeXt natively (16x16 grid), CLIP, DINOv2 and the Q-Former on a float16 bicubic
+    resize to 224."""
+    return _moe(_sphinx(), "sphinx-moe", canvas=False)
+
+
+def _sphinx_moe_tiny() -> EncoderConfig:
+    return _moe(_sphinx_tiny(), "sphinx-moe-tiny", canvas=False)
+
+
+def _sphinx_moe_1k() -> EncoderConfig:
+    """SPHINX-MoE-1k's encoder (mixtral_sparse_ens5): as `sphinx-moe`, except that CLIP,
+    DINOv2 and the Q-Former take their views from the 1024 canvas and ConvNeXt gets the
+    512 views without float16 rounding."""
+    return _moe(_sphinx(), "sphinx-moe-1k", canvas=True)
+
+
+def _sphinx_moe_1k_tiny() -> EncoderConfig:
+    return _moe(_sphinx_tiny(), "sphinx-moe-1k-tiny", canvas=True)
+
+
+def _moe(config: EncoderConfig, name: str, canvas: bool) -> EncoderConfig:
+    at_224 = {"resize": "bicubic", "resize_dtype": "float16", "views_from_canvas": canvas}
+    patch = [
+        dataclasses.replace(c, input_size=512, resize_dtype=None if canvas else "float16")
+        if isinstance(c, ConvNeXtConfig)
+        else dataclasses.replace(c, **at_224)
+        for c in config.patch_encoders
+    ]
+    query = dataclasses.replace(config.query_encoder, **at_224)
+    return dataclasses.replace(
+        config, name=name, image_size=512, patch_encoders=patch, query_encoder=query
+    )
+
+
 def _light_dinov2(config: DinoV2Config) -> DinoV2Config:
     # The reference resizes the 512 view to 224 bicubically in float16, and re-normalises
     # with one scale and one shift.
@@ -274,6 +310,10 @@ register_encoder("sphinx-light", _sphinx_light)
 register_encoder("sphinx-light-tiny", _sphinx_light_tiny)
 register_encoder("sphinx-light-1k", _sphinx_light_1k)
 register_encoder("sphinx-light-1k-tiny", _sphinx_light_1k_tiny)
+register_encoder("sphinx-moe", _sphinx_moe)
+register_encoder("sphinx-moe-tiny", _sphinx_moe_tiny)
+register_encoder("sphinx-moe-1k", _sphinx_moe_1k)
+register_encoder("sphinx-moe-1k-tiny", _sphinx_moe_1k_tiny)
 for _name, _real, _tiny in (
     ("clip-vit", ClipViTConfig, _tiny_clip),
     ("clip-convnext", ConvNeXtConfig, _tiny_convnext),

@@ -142,6 +142,17 @@ register_model_preset("sphinx-tiny", ModelPreset("tinyllama-1.1b", "sphinx-light
 register_model_preset(
     "sphinx-tiny-1k", ModelPreset("tinyllama-1.1b", "sphinx-light-1k", "sphinx-light-1k")
 )
+# SPHINX-MoE / SPHINX-MoE-1k (mixtral_sparse_ens*): Mixtral-8x7B with sphinx's four backbones
+# on SPHINX-Tiny's 512 views (CLIP, DINOv2 and the Q-Former at 224).
+register_model_preset("sphinx-moe", ModelPreset("mixtral-8x7b", "sphinx-moe", "sphinx-light"))
+register_model_preset(
+    "sphinx-moe-1k", ModelPreset("mixtral-8x7b", "sphinx-moe-1k", "sphinx-light-1k")
+)
+register_model_preset(
+    "sphinx-moe-nano",
+    ModelPreset("mixtral-nano", "sphinx-moe-tiny", "sphinx-light", vocab_size=NANO_VOCAB_SIZE,
+                builds_own_tokenizer=True),
+)
 register_model_preset(
     "sphinx-nano",
     ModelPreset(

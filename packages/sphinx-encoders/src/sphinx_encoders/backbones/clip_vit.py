@@ -11,6 +11,7 @@ from torch import nn
 from ..config import ClipViTConfig
 from ..weights import WeightsError, assign_weights, read_state_dict
 from .frozen import FrozenBackbone
+from .views import fit_views
 
 # Text-tower entries of a full open_clip model; the reference keeps them under `clip.`.
 _TEXT_TOWER_PREFIXES = ("token_embedding.", "positional_embedding", "ln_final.", "text_projection")
@@ -38,11 +39,12 @@ class ClipViTBackbone(FrozenBackbone):
         self.num_tokens = grid * grid + 1
         self.out_channels = config.width
         self.reference_prefix = config.reference_prefix
+        self.uses_image_index = config.views_from_canvas
         self.freeze()
 
-    def forward(self, views: torch.Tensor) -> torch.Tensor:
+    def forward(self, views: torch.Tensor, image_index: torch.Tensor | None = None) -> torch.Tensor:
         out = self.visual.forward_intermediates(
-            views.to(self.dtype),
+            fit_views(views, image_index, self.config, self.dtype),
             indices=1,
             normalize_intermediates=True,
             intermediates_only=True,

@@ -21,6 +21,7 @@ from torch import nn
 from ..config import DinoV2Config
 from ..weights import WeightsError, assign_weights, read_state_dict
 from .frozen import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, FrozenBackbone
+from .views import fit_views
 
 _ORIGINAL_TO_TIMM = (
     (re.compile(r"\.mlp\.w12\."), ".mlp.fc1."),
@@ -125,50 +126,8 @@ class DinoV2Backbone(FrozenBackbone):
         return (views * clip_std + clip_mean - mean) / std
 
     def resize(self, views: torch.Tensor, image_index: torch.Tensor | None = None) -> torch.Tensor:
-        """Views of another side -> `image_size`, by `config.resize` in `config.resize_dtype`.
-
-        With `config.views_from_canvas` and `image_index` (view -> image), each image's
-        views are made from its canvas instead (see `DinoV2Config.views_from_canvas`).
-        """
-        if not self.config.views_from_canvas or image_index is None:
-            return self._resized(views, self.config.image_size)
-        side = self.config.image_size
-        singles, fives = (i.to(views.device) for i in _views_by_count(image_index, len(views)))
-        out = views.new_empty(len(views), views.shape[1], side, side, dtype=self.dtype)
-        if len(singles):
-            out[singles] = self._resized(views[singles], side)
-        if len(fives):
-            crops = views[fives[:, 1:]]  # (images, 4, 3, S, S), row-major
-            canvas = torch.cat(
-                [
-                    torch.cat([crops[:, 0], crops[:, 1]], -1),
-                    torch.cat([crops[:, 2], crops[:, 3]], -1),
-                ],
-                -2,
-            )
-            out[fives[:, 0]] = self._resized(canvas, side)
-            double = self._resized(canvas, 2 * side)
-            for k, (rows, cols) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-                out[fives[:, k + 1]] = double[
-                    ..., rows * side : (rows + 1) * side, cols * side : (cols + 1) * side
-                ]
-        return out
-
-    def _resized(self, views: torch.Tensor, side: int) -> torch.Tensor:
-        mode = self.config.resize
-        if mode is None or views.shape[-2:] == (side, side):
-            return views  # without a resize rule, views of any side go in as they are
-        resize_dtype = self.config.resize_dtype
-        compute = getattr(torch, resize_dtype) if resize_dtype else self.dtype
-        smooth = mode in ("bicubic", "bilinear")
-        resized = F.interpolate(
-            views.to(compute),
-            size=(side, side),
-            mode=mode,
-            align_corners=False if smooth else None,
-            antialias=False,
-        )
-        return resized.to(self.dtype)
+        """Views of another side -> `image_size` (see `fit_views`)."""
+        return fit_views(views, image_index, self.config, self.dtype)
 
     def forward(self, views: torch.Tensor, image_index: torch.Tensor | None = None) -> torch.Tensor:
         resized = self.resize(views.to(self.dtype), image_index)
@@ -194,31 +153,6 @@ class DinoV2Backbone(FrozenBackbone):
         if not state:
             raise WeightsError(f"{path}: no DINOv2 weights found")
         return assign_weights(self, state, str(path), strict=strict)
-
-
-def _views_by_count(image_index, n_views: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The views of one-view images `(k,)` and of five-view images `(m, 5)`, in view order."""
-    image_index = torch.as_tensor(image_index).cpu()
-    if image_index.shape != (n_views,) or image_index.dtype.is_floating_point:
-        raise ValueError(
-            f"image_index must be an integer tensor of shape ({n_views},), "
-            f"got {image_index.dtype} {tuple(image_index.shape)}"
-        )
-    order = torch.argsort(image_index, stable=True)
-    images, counts = torch.unique_consecutive(image_index[order], return_counts=True)
-    groups = torch.split(order, counts.tolist())
-    for image, group in zip(images.tolist(), groups, strict=True):
-        if len(group) not in (1, 5):
-            raise ValueError(
-                f"image {image} has {len(group)} views; views_from_canvas expects 1 or 5 "
-                "(global + 2x2 crops)"
-            )
-    singles = [g for g in groups if len(g) == 1]
-    fives = [g for g in groups if len(g) == 5]
-    return (
-        torch.cat(singles) if singles else order[:0],
-        torch.stack(fives) if fives else order[:0].view(0, 5),
-    )
 
 
 def _rename(key: str, rules) -> str:

@@ -12,6 +12,7 @@ from transformers import Blip2QFormerConfig, Blip2QFormerModel, Blip2VisionConfi
 from ..config import QFormerConfig
 from ..weights import WeightsError, assign_weights, read_state_dict
 from .frozen import FrozenBackbone
+from .views import fit_views
 
 # transformers < 5 stored the vision attention bias as separate q/v vectors (k has none).
 _SPLIT_BIAS = re.compile(r"^(vision_model\.encoder\.layers\.\d+\.self_attn)\.(q_bias|v_bias)$")
@@ -56,10 +57,12 @@ class QFormerBackbone(FrozenBackbone):
         self.num_tokens = config.num_query_tokens
         self.out_channels = config.qformer_width
         self.reference_prefix = config.reference_prefix
+        self.uses_image_index = config.views_from_canvas
         self.freeze()
 
-    def forward(self, views: torch.Tensor) -> torch.Tensor:
-        image_embeds = self.vision_model(pixel_values=views.to(self.dtype)).last_hidden_state
+    def forward(self, views: torch.Tensor, image_index: torch.Tensor | None = None) -> torch.Tensor:
+        views = fit_views(views, image_index, self.config, self.dtype)
+        image_embeds = self.vision_model(pixel_values=views).last_hidden_state
         queries = self.query_tokens.expand(views.shape[0], -1, -1)
         # No encoder mask: every image token is real, and a mask of ones changes nothing.
         out = self.qformer(query_embeds=queries, encoder_hidden_states=image_embeds)
