@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from sphinx_train.accessory import ConversionError
+from sphinx_train.model import SphinxModel
 from sphinx_train.moe import convert_mixtral_llm
 
 DIM, HEADS, KV_HEADS, LAYERS, EXPERTS, TOP_K, HIDDEN, VOCAB = 32, 4, 2, 2, 4, 2, 24, 50
@@ -240,3 +241,50 @@ def test_whole_sphinx_moe_converts_and_matches_the_reference_forward(
         )
         got = model(collate([SphinxSample(tokens, pixel_values=pixels)])).logits[0]
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_load_balancing_loss_is_the_reference_formula_by_hand():
+    """E / (n k) * sum_e tokens_e * mean_prob_e per layer, real positions only, mean over
+    layers (MoE._load_balancing_loss). Layer 1, E=2, k=1, three real tokens with
+    probabilities (.25, .75), (.75, .25), (.25, .75): tokens (1, 2), mean probabilities
+    (5/12, 7/12), loss 2/3 * (5/12 + 14/12) = 19/18. Layer 2, uniform: every token to expert
+    0, loss 2/3 * (3 * 1/2) = 1. Mean 37/36."""
+    from sphinx_train.model import load_balancing_loss
+
+    odds = torch.log(torch.tensor(3.0))
+    layer_1 = torch.tensor([[0.0, odds], [odds, 0.0], [0.0, odds], [50.0, 0.0]])
+    layer_2 = torch.zeros(4, 2)
+    mask = torch.tensor([[1, 1, 1, 0]])  # the fourth position is padding
+    loss = load_balancing_loss((layer_1, layer_2), mask, experts_per_token=1)
+    assert loss.item() == pytest.approx(37 / 36, abs=1e-6)
+
+
+def test_fit_trains_moe_with_the_weighted_load_balancing_loss(tmp_path):
+    """The nano MoE under fit: the balancing loss is logged, and its weight changes the
+    update (same first-step language loss, other routers after two steps)."""
+    import torch.distributed as dist
+
+    from sphinx_train.presets import ModelPreset, get_model_preset, register_model_preset
+    from sphinx_train.training.config import load_config
+    from sphinx_train.training.loop import Trainer
+
+    unweighted = dict(vars(get_model_preset("sphinx-moe-nano")), load_balancing_weight=0.0)
+    register_model_preset("test-moe-unweighted", ModelPreset(**unweighted), overwrite=True)
+    runs = {}
+    for preset in ("sphinx-moe-nano", "test-moe-unweighted"):
+        config = load_config("nano-stage1", [
+            f"model.preset={preset}", "model.tiling=sphinx-light", "logging.progress=false",
+            "data.preflight_samples=0", "schedule.total_steps=2", "logging.every=1",
+            "data.streams.0.per_step=2", "data.streams.1.per_step=2"])
+        try:
+            out = Trainer(config, tmp_path / preset).run()
+        finally:
+            dist.destroy_process_group()
+        metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
+                   if '"loss"' in line]
+        gate = SphinxModel.from_pretrained(out / "final").llm.model.layers[0].mlp.gate.weight
+        runs[preset] = metrics, gate.float()
+    (weighted, weighted_gate), (plain, plain_gate) = runs.values()
+    assert all(0.5 < m["loss/load_balancing"] < 2.0 for m in weighted + plain)
+    assert weighted[0]["loss"] == pytest.approx(plain[0]["loss"], abs=1e-6)
+    assert not torch.equal(weighted_gate, plain_gate)

@@ -386,8 +386,7 @@ def convert_accessory(
     """Convert ``source`` (reference shards + config.json + meta.json + tokenizer.model).
 
     ``encoder`` is the sphinx-encoders preset whose architecture the vision weights fill
-    (default: the one ``llama_type`` builds, ``sphinx``, ``sphinx-light`` or
-    ``sphinx-light-1k``);
+    (default: the one ``llama_type`` builds, see ``LLAMA_TYPE_TO_ENCODER``);
     ``dtype`` converts all weights (default: keep the checkpoint's). The first release held
     only the shards: then pass ``llama_type`` (instead of meta.json), ``llm_args`` (an LLM
     shape name such as ``"llama2-13b"`` or the reference ModelArgs, instead of config.json)
@@ -467,7 +466,10 @@ def convert_accessory(
     if moe:
         from sphinx_train.moe import mixtral_config_from_shards
 
-        hf_config = mixtral_config_from_shards(args, shard_states, shards, args_source, **ids)
+        # the ModelArgs default of load_balancing_weight: 0.01 in mixtral_sparse_ens5
+        default = 0.01 if llama_type == "mixtral_sparse_ens5" else 0.1
+        hf_config = mixtral_config_from_shards(args, shard_states, shards, args_source,
+                                               default, **ids)
     else:
         hf_config = llama_config(shape, vocab_size, **ids)
     stored_dtype = dtype or embeddings[0].dtype

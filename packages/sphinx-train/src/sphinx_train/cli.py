@@ -274,8 +274,8 @@ def _add_convert(commands) -> None:
     convert.add_argument(
         "--encoder",
         default=None,
-        help="sphinx-encoders preset of the vision part (default: the llama_type's, sphinx, "
-        "sphinx-light or sphinx-light-1k)",
+        help="sphinx-encoders preset of the vision part (default: the llama_type's: sphinx, "
+        "sphinx-light, sphinx-light-1k, sphinx-moe or sphinx-moe-1k)",
     )
     convert.add_argument(
         "--tokenizer",

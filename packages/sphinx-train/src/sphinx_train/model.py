@@ -46,6 +46,8 @@ class SphinxOutput:
     sample_loss: torch.Tensor | None = None
     sample_tokens: torch.Tensor | None = None
     sample_loss_sum: torch.Tensor | None = None
+    # Mixtral LLMs in training: the reference's load-balancing loss (`load_balancing_loss`)
+    load_balancing_loss: torch.Tensor | None = None
 
 
 def causal_lm_losses(
@@ -65,6 +67,23 @@ def causal_lm_losses(
     sample_loss = sums / counts.clamp(min=1)
     loss = sums.sum() / counts.sum().clamp(min=1)
     return loss, sample_loss, counts, sums
+
+
+def load_balancing_loss(router_logits, attention_mask: torch.Tensor, experts_per_token: int):
+    """SPHINX-MoE's auxiliary loss (the reference's ``MoE._load_balancing_loss``), the mean
+    over layers of ``E / (n * k) * sum_e tokens_e * mean_prob_e``: ``tokens_e`` the number of
+    top-k slots routed to expert e, ``mean_prob_e`` its mean softmax probability, over the
+    batch's n real positions (the reference also counts its padding to ``max_words``, which
+    makes its value depend on that padding). 1.0 when routing is perfectly balanced."""
+    real = attention_mask.flatten().bool()
+    losses = []
+    for logits in router_logits:
+        probs = logits[real].float().softmax(dim=-1)
+        n, experts = probs.shape
+        chosen = probs.topk(experts_per_token, dim=-1).indices.flatten()
+        counts = torch.bincount(chosen, minlength=experts).to(probs)
+        losses.append(experts / (n * experts_per_token) * torch.dot(counts, probs.mean(dim=0)))
+    return torch.stack(losses).mean()
 
 
 class SphinxModel(nn.Module):
@@ -206,16 +225,22 @@ class SphinxModel(nn.Module):
                 features=None) -> SphinxOutput:
         """Logits (and losses, with labels); ``features`` as in `assemble_inputs`."""
         inputs = self.assemble_inputs(batch.to(self.device), padding_side, features)
-        logits = self.llm(
+        routed = (self.training and inputs.labels is not None
+                  and getattr(self.llm.config, "num_local_experts", 0) > 0)
+        out = self.llm(
             inputs_embeds=inputs.inputs_embeds,
             attention_mask=inputs.attention_mask,
             position_ids=inputs.position_ids,
             use_cache=False,
-        ).logits
-        output = SphinxOutput(logits, inputs.attention_mask, inputs.labels)
+            **({"output_router_logits": True} if routed else {}),
+        )
+        output = SphinxOutput(out.logits, inputs.attention_mask, inputs.labels)
         if inputs.labels is not None:
             (output.loss, output.sample_loss, output.sample_tokens,
-             output.sample_loss_sum) = causal_lm_losses(logits, inputs.labels)
+             output.sample_loss_sum) = causal_lm_losses(out.logits, inputs.labels)
+        if routed:
+            output.load_balancing_loss = load_balancing_loss(
+                out.router_logits, inputs.attention_mask, self.llm.config.num_experts_per_tok)
         return output
 
     def loss(self, samples: Sequence[SphinxSample]) -> SphinxOutput:

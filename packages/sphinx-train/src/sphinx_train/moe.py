@@ -53,8 +53,10 @@ def mixtral_llama_args(args: dict) -> dict:
     return llama_args
 
 
-def mixtral_config(args: dict, vocab_size: int, intermediate_size: int, source: Path, **ids):
-    """A ``MixtralConfig`` from the reference ModelArgs (``config.json``) and the weights."""
+def mixtral_config(args: dict, vocab_size: int, intermediate_size: int, source: Path,
+                   load_balancing_default: float = 0.1, **ids):
+    """A ``MixtralConfig`` from the reference ModelArgs (``config.json``) and the weights;
+    ``load_balancing_default`` is the ModelArgs default (0.1, or 0.01 for _ens5)."""
     from transformers import MixtralConfig
 
     shape = reference_shape(mixtral_llama_args(args), source)
@@ -87,7 +89,7 @@ def mixtral_config(args: dict, vocab_size: int, intermediate_size: int, source: 
         max_position_embeddings=shape.max_position_embeddings,
         num_local_experts=experts,
         num_experts_per_tok=per_token,
-        router_aux_loss_coef=float(args.get("load_balancing_weight", 0.1)),
+        router_aux_loss_coef=float(args.get("load_balancing_weight", load_balancing_default)),
         sliding_window=None,
         tie_word_embeddings=False,
         **ids,
@@ -95,7 +97,7 @@ def mixtral_config(args: dict, vocab_size: int, intermediate_size: int, source: 
 
 
 def mixtral_config_from_shards(args: dict, states: list[dict], shards: list[Path],
-                               source: Path, **ids):
+                               source: Path, load_balancing_default: float = 0.1, **ids):
     """The ``MixtralConfig`` of reference shards: experts and widths checked against
     ``config.json`` (``source``); the vocabulary and the expert width come from the weights."""
     for needed in ("tok_embeddings.weight", "layers.0.feed_forward.w1"):
@@ -111,7 +113,8 @@ def mixtral_config_from_shards(args: dict, states: list[dict], shards: list[Path
             f"{shards[0]}: {PREFIX}layers.0.feed_forward.w1 has {rows} rows, not a multiple "
             f"of moe.num_experts={experts!r} from {source}"
         )
-    config = mixtral_config(args, embeddings[0].shape[0], rows // experts, source, **ids)
+    config = mixtral_config(args, embeddings[0].shape[0], rows // experts, source,
+                            load_balancing_default, **ids)
     width = sum(piece.shape[1] for piece in embeddings)
     if width != config.hidden_size:
         raise ConversionError(

@@ -32,6 +32,8 @@ class ModelPreset:
     builds_own_tokenizer: bool = False
     grounding_vocabulary: bool = False  # the built tokenizer: build_nano_tokenizer(grounding=)
     image_token_scale: float = 1.0  # SphinxConfig.image_token_scale
+    # Mixtral LLMs: weight of the load-balancing loss in training (reference ModelArgs)
+    load_balancing_weight: float | None = None
 
 
 _PRESETS: Registry[ModelPreset] = Registry("model preset")
@@ -109,7 +111,10 @@ def create_model(
         decoding=decoding,
         generation=generation or DEFAULT_GENERATION,
     )
-    llm = build_llm(llama_config(preset.llm_shape, vocab_size), dtype=dtype, device=device)
+    llm_config = llama_config(preset.llm_shape, vocab_size)
+    if preset.load_balancing_weight is not None:
+        llm_config.router_aux_loss_coef = preset.load_balancing_weight
+    llm = build_llm(llm_config, dtype=dtype, device=device)
     encoder = encoder_config = None
     if with_encoder and preset.encoder is not None:
         encoder = build_encoder(preset.encoder, llm.config.hidden_size, dtype=dtype, device=device)
@@ -144,14 +149,18 @@ register_model_preset(
 )
 # SPHINX-MoE / SPHINX-MoE-1k (mixtral_sparse_ens*): Mixtral-8x7B with sphinx's four backbones
 # on SPHINX-Tiny's 512 views (CLIP, DINOv2 and the Q-Former at 224).
-register_model_preset("sphinx-moe", ModelPreset("mixtral-8x7b", "sphinx-moe", "sphinx-light"))
+# Load-balancing weights: the ModelArgs defaults of mixtral_sparse_ens (0.1) and _ens5 (0.01).
 register_model_preset(
-    "sphinx-moe-1k", ModelPreset("mixtral-8x7b", "sphinx-moe-1k", "sphinx-light-1k")
+    "sphinx-moe", ModelPreset("mixtral-8x7b", "sphinx-moe", "sphinx-light", load_balancing_weight=0.1)
+)
+register_model_preset(
+    "sphinx-moe-1k",
+    ModelPreset("mixtral-8x7b", "sphinx-moe-1k", "sphinx-light-1k", load_balancing_weight=0.01),
 )
 register_model_preset(
     "sphinx-moe-nano",
     ModelPreset("mixtral-nano", "sphinx-moe-tiny", "sphinx-light", vocab_size=NANO_VOCAB_SIZE,
-                builds_own_tokenizer=True),
+                builds_own_tokenizer=True, load_balancing_weight=0.1),
 )
 register_model_preset(
     "sphinx-nano",

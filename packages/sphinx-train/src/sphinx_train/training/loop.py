@@ -113,6 +113,7 @@ class StepReport:
     sources: list[str] = field(default_factory=list)
     truncated: int = 0  # samples of the step cut to max_length, all ranks
     dropped: int = 0  # samples of the step left out (see encode.Dropped), all ranks
+    load_balancing: float | None = None  # Mixtral LLMs: mean over micro-batches and ranks
 
 
 class Trainer:
@@ -165,6 +166,7 @@ class Trainer:
             self.source_ids = {source.name: source_identity(source, config.seed)
                                for stream in config.data.streams for source in stream.sources}
         parallelize(self.model, config.parallel, runtime)
+        self.routed = getattr(self.model.llm.config, "num_local_experts", 0) > 0  # Mixtral
         self.replicated = [p for n, p in self.model.named_parameters()
                            if p.requires_grad and not n.startswith("llm.")]
         self.sharded = [p for n, p in self.model.named_parameters()
@@ -285,6 +287,8 @@ class Trainer:
         names = self.source_names
         per_source = torch.zeros(2 * len(names), dtype=torch.float64)
         pad = model.tokenizer.pad_id if model.tokenizer.pad_id is not None else 0
+        real_groups = sum(group is not None for group in groups)
+        balance = torch.zeros(2, dtype=torch.float64)  # load-balancing loss sum, micro-batches
         for index, group in enumerate(groups):
             if hasattr(model, "set_requires_gradient_sync"):  # FSDP (absent on one fp32 rank)
                 model.set_requires_gradient_sync(index == len(groups) - 1)
@@ -297,12 +301,22 @@ class Trainer:
                     [item.image_key for item in group if item.image_key is not None], batch)
             output = model(batch, features=features)
             sums, counts = output.sample_loss_sum, output.sample_tokens
-            (sums.sum() * (0.0 if filler else world / total)).backward()
+            objective = sums.sum() * (0.0 if filler else world / total)
+            if output.load_balancing_loss is not None and not filler:
+                # weighted as the reference (router_aux_loss_coef = load_balancing_weight),
+                # averaged over micro-batches here and over ranks by the gradient averaging
+                weight = self.model.llm.config.router_aux_loss_coef / real_groups
+                objective = objective + weight * output.load_balancing_loss
+                balance += torch.tensor([output.load_balancing_loss.item(), 1.0],
+                                        dtype=torch.float64)
+            objective.backward()
             for row, item in enumerate([] if filler else group):
                 slot = names.index(item.source) if item.source in names else 0
                 per_source[2 * slot] += sums[row].detach().double().item()
                 per_source[2 * slot + 1] += counts[row].item()
         dist.all_reduce(per_source)
+        if self.routed:
+            dist.all_reduce(balance)
         average_replicated_grads(self.replicated)
         grad_norm = clip_gradients(self.sharded, self.replicated,
                                    self.config.optimizer.grad_clip)
@@ -329,7 +343,7 @@ class Trainer:
         dist.all_reduce(counts)
         tokens, images, truncated, dropped = counts.tolist()
         return StepReport(loss, source_loss, grad_norm, tokens, images, sources, truncated,
-                          dropped)
+                          dropped, balance[0].item() / balance[1].item() if self.routed else None)
 
     def _micro_batches(self, samples: list[EncodedSample]) -> list:
         """A fixed number of length groups, or token-budget groups made as many on every
@@ -432,6 +446,8 @@ class Trainer:
     def _record(self, report: StepReport, lr: float, elapsed: float) -> dict:
         record = {"step": self.step, "loss": report.loss}
         record.update({f"loss/{name}": value for name, value in report.source_loss.items()})
+        if report.load_balancing is not None:
+            record["loss/load_balancing"] = report.load_balancing
         record.update({
             "lr": lr, "grad_norm": report.grad_norm, "tokens_per_s": report.tokens / elapsed,
             "images_per_s": report.images / elapsed, "tokens": report.tokens,
