@@ -63,29 +63,60 @@ def _state(model, optimizer):
     return {"model": model_state, "optim": optim_state}
 
 
-def save_checkpoint(folder: Path, step: int, model, optimizer, trainer_state: dict,
-                    keep_latest_k: int) -> Path:
-    """Write ``step-N.tmp`` on every rank, then (rank 0) the manifest and the rename."""
-    import torch.distributed.checkpoint as dcp
+class CheckpointWriter:
+    """Writes ``step-N`` checkpoints, in the training thread or (``async_save``) in DCP's
+    background thread: the state is copied to CPU memory at the save, training goes on
+    while the files are written, and the folder is completed (trainer state, manifest,
+    rename, pruning) at the next save or at ``finish``. Until then it stays ``step-N.tmp``,
+    so a kill at any moment leaves the previous complete checkpoint to resume from.
+    Every rank calls ``save`` and ``finish`` at the same points (both hold barriers)."""
 
-    target = folder / f"step-{step}"
-    staging = folder / f"step-{step}.tmp"
-    if dist.get_rank() == 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-    dist.barrier()
-    dcp.save(_state(model, optimizer), checkpoint_id=str(staging))
-    if dist.get_rank() == 0:
-        (staging / TRAINER_STATE).write_text(json.dumps(trainer_state, indent=1))
-        manifest = {path.name: path.stat().st_size for path in sorted(staging.iterdir())}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-        for old in complete_checkpoints(folder)[:-keep_latest_k]:
-            shutil.rmtree(old)
-    dist.barrier()
-    return target
+    def __init__(self, folder: Path, keep_latest_k: int, async_save: bool = False):
+        self.folder, self.keep_latest_k = folder, keep_latest_k
+        # The background writes gather across ranks: on a group of their own, so that they
+        # never interleave with the training step's collectives.
+        self.group = dist.new_group(backend="gloo") if async_save else None
+        self.pending = None
+
+    def save(self, step: int, model, optimizer, trainer_state: dict) -> Path:
+        import torch.distributed.checkpoint as dcp
+
+        self.finish()
+        target = self.folder / f"step-{step}"
+        staging = self.folder / f"step-{step}.tmp"
+        if dist.get_rank() == 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+        dist.barrier()
+        state = _state(model, optimizer)
+        if self.group is None:
+            dcp.save(state, checkpoint_id=str(staging))
+            self._complete(staging, target, trainer_state)
+        else:
+            future = dcp.async_save(state, checkpoint_id=str(staging), process_group=self.group)
+            self.pending = (future, staging, target, dict(trainer_state))
+        return target
+
+    def finish(self) -> None:
+        """Wait for a background save and complete its folder (no-op without one)."""
+        if self.pending is not None:
+            future, staging, target, trainer_state = self.pending
+            self.pending = None
+            future.result()
+            self._complete(staging, target, trainer_state)
+
+    def _complete(self, staging: Path, target: Path, trainer_state: dict) -> None:
+        dist.barrier()  # every rank's files are written
+        if dist.get_rank() == 0:
+            (staging / TRAINER_STATE).write_text(json.dumps(trainer_state, indent=1))
+            manifest = {path.name: path.stat().st_size for path in sorted(staging.iterdir())}
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+            for old in complete_checkpoints(self.folder)[:-self.keep_latest_k]:
+                shutil.rmtree(old)
+        dist.barrier()
 
 
 def load_checkpoint(path: Path, model, optimizer) -> None:

@@ -117,6 +117,7 @@ class ParallelConfig:
 class CheckpointConfig:
     every: int = 1000
     keep_latest_k: int = 2
+    async_save: bool = False  # write in a background thread while training goes on
 
 
 @dataclass
@@ -126,6 +127,8 @@ class LoggingConfig:
     eval_every: int = 0
     samples: bool = False  # write samples.jsonl: the global (source, index) list of each step
     tensorboard: bool = False  # also OUT/tensorboard/ event files (the tensorboard extra)
+    # dense bf16 peak of one GPU for `mfu`; null: known from the device name (H100, ...)
+    peak_tflops: float | None = None
 
 
 @dataclass

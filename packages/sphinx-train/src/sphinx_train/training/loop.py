@@ -35,7 +35,9 @@ from sphinx_train.training.metrics import (
     MetricsLog,
     Warnings,
     learning_rate,
+    peak_flops,
     tensorboard_writer,
+    training_flops_per_token,
 )
 from sphinx_train.training.parallelize import (
     Runtime,
@@ -114,6 +116,7 @@ class StepReport:
     truncated: int = 0  # samples of the step cut to max_length, all ranks
     dropped: int = 0  # samples of the step left out (see encode.Dropped), all ranks
     load_balancing: float | None = None  # Mixtral LLMs: mean over micro-batches and ranks
+    rows: int = 0  # samples of the step, all ranks
 
 
 class Trainer:
@@ -180,6 +183,9 @@ class Trainer:
             eps=config.optimizer.eps, fused=fused or None,
         )
         self.warmup = self._warmup_steps()
+        self.checkpoints = ckpt.CheckpointWriter(self.out / "checkpoints",
+                                                 config.checkpoint.keep_latest_k,
+                                                 config.checkpoint.async_save)
         self.step = 0
         if self.resume_path is not None:
             ckpt.load_checkpoint(self.resume_path, self.model, self.optimizer)
@@ -339,11 +345,13 @@ class Trainer:
         }
         counts = torch.tensor([sum(i.tokens for i in samples),
                                sum(i.sample.pixel_values is not None for i in samples),
-                               sum(i.truncated for i in samples), self.step_dropped])
+                               sum(i.truncated for i in samples), self.step_dropped,
+                               len(samples)])
         dist.all_reduce(counts)
-        tokens, images, truncated, dropped = counts.tolist()
+        tokens, images, truncated, dropped, rows = counts.tolist()
         return StepReport(loss, source_loss, grad_norm, tokens, images, sources, truncated,
-                          dropped, balance[0].item() / balance[1].item() if self.routed else None)
+                          dropped, balance[0].item() / balance[1].item() if self.routed else None,
+                          rows)
 
     def _micro_batches(self, samples: list[EncodedSample]) -> list:
         """A fixed number of length groups, or token-budget groups made as many on every
@@ -399,8 +407,7 @@ class Trainer:
                 "dropped": self.dropped}
 
     def save(self) -> None:
-        ckpt.save_checkpoint(self.out / "checkpoints", self.step, self.model, self.optimizer,
-                             self.trainer_state(), self.config.checkpoint.keep_latest_k)
+        self.checkpoints.save(self.step, self.model, self.optimizer, self.trainer_state())
 
     def run(self) -> Path:
         self.setup()
@@ -439,6 +446,7 @@ class Trainer:
                 progress.set_postfix(loss=f"{report.loss:.3f}")
         if progress is not None:
             progress.close()
+        self.checkpoints.finish()
         ckpt.export_final(self.model, lambda: build_model(config), self.out / "final",
                           torch.bfloat16)
         return self.out
@@ -455,6 +463,12 @@ class Trainer:
         })
         if self.runtime.device.type == "cuda":
             record["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            peak = peak_flops(torch.cuda.get_device_name(), self.config.logging.peak_tflops)
+            if peak is not None and report.rows:
+                per_token = training_flops_per_token(self.model.llm.config,
+                                                     report.tokens / report.rows)
+                record["mfu"] = per_token * report.tokens / elapsed / (
+                    peak * self.runtime.world_size)
         return record
 
 

@@ -8,6 +8,38 @@ import sys
 import time
 from pathlib import Path
 
+# Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) by device-name fragment, most specific first.
+PEAK_TFLOPS = (("H200", 989.0), ("H100", 989.0), ("H800", 989.0), ("B200", 2250.0),
+               ("A100", 312.0), ("A800", 312.0), ("L40S", 362.0), ("A10G", 70.0))
+
+
+def peak_flops(device_name: str, override_tflops: float | None) -> float | None:
+    """FLOP/s of one device for MFU: the configured figure, else the table's, else None."""
+    if override_tflops is not None:
+        return override_tflops * 1e12
+    for fragment, tflops in PEAK_TFLOPS:
+        if fragment in device_name:
+            return tflops * 1e12
+    return None
+
+
+def training_flops_per_token(llm_config, mean_length: float) -> float:
+    """Forward + backward FLOPs of one token through the LLM (PaLM's MFU count): 6 per
+    parameter a token passes through, the token embedding excluded and, for sparse experts,
+    only the top-k of each layer's experts; plus 12 * layers * width * sequence length for
+    attention. The frozen encoders' forward is not counted (MFU measures the trained part)."""
+    width, layers = llm_config.hidden_size, llm_config.num_hidden_layers
+    heads, kv_heads = llm_config.num_attention_heads, llm_config.num_key_value_heads
+    head_dim = getattr(llm_config, "head_dim", None) or width // heads
+    attention = width * head_dim * (2 * heads + 2 * kv_heads)  # q, o and k, v projections
+    ffn = 3 * width * llm_config.intermediate_size
+    ffn *= getattr(llm_config, "num_experts_per_tok", 1) if getattr(
+        llm_config, "num_local_experts", 0) else 1
+    router = width * getattr(llm_config, "num_local_experts", 0)
+    head = width * llm_config.vocab_size
+    parameters = layers * (attention + ffn + router) + head
+    return 6 * parameters + 12 * layers * width * mean_length
+
 
 def learning_rate(step: int, lr: float, min_lr: float, warmup: int, total: int) -> float:
     """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine down to ``min_lr`` at ``total``."""
