@@ -22,14 +22,15 @@ def _device(requested: str | None) -> str:
     return "cpu"
 
 
-def _import_tasks(module: str) -> None:
-    """A user's module of ``register_task`` calls (found on sys.path or the current folder)."""
+def import_tasks(module: str, option: str = "--tasks-module") -> None:
+    """A user's module of ``register_task`` calls (found on sys.path or the current folder);
+    ``option`` names where it was given, for the error."""
     if "" not in sys.path:
         sys.path.insert(0, "")
     try:
         importlib.import_module(module)
     except ImportError as err:
-        raise ValueError(f"--tasks-module {module}: cannot import it ({err})") from None
+        raise ValueError(f"{option} {module}: cannot import it ({err})") from None
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -41,7 +42,7 @@ def _body(args: argparse.Namespace) -> int:
     import sphinx_train.evaluation.tasks  # noqa: F401 (registers the built-in tasks)
 
     for module in args.tasks_module or []:
-        _import_tasks(module)
+        import_tasks(module)
     if args.list:
         for name in list_tasks():
             task = get_task(name)

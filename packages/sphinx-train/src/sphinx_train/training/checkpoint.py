@@ -139,18 +139,28 @@ def clean_staging(folder: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def export_final(model, build_fresh, target: Path, dtype) -> None:
-    """Gather the full weights and save a ``save_pretrained`` folder (rank 0), in ``dtype``."""
+def gather_full_model(model, build_fresh):
+    """The trained weights gathered into a fresh unsharded model on rank 0 (None on the
+    others); every rank calls it (the gather is collective)."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     full = get_model_state_dict(
         model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
     )
-    if dist.get_rank() == 0:
-        fresh = build_fresh()
-        missing, unexpected = fresh.load_state_dict(full, strict=False)
-        if unexpected or [name for name in missing if not name.startswith("encoder.")]:
-            raise RuntimeError(f"final export: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    if dist.get_rank() != 0:
+        return None
+    fresh = build_fresh()
+    missing, unexpected = fresh.load_state_dict(full, strict=False)
+    if unexpected or [name for name in missing if not name.startswith("encoder.")]:
+        raise RuntimeError(f"gathering the model: missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]}")
+    return fresh
+
+
+def export_final(model, build_fresh, target: Path, dtype) -> None:
+    """Gather the full weights and save a ``save_pretrained`` folder (rank 0), in ``dtype``."""
+    fresh = gather_full_model(model, build_fresh)
+    if fresh is not None:
         fresh.to(dtype)
         fresh.save_pretrained(target, overwrite=True)
     dist.barrier()

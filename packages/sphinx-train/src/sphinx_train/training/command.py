@@ -28,17 +28,19 @@ def _fit(args: argparse.Namespace) -> int:
     if args.config is None or args.out is None:
         raise ValueError("give CONFIG and --out DIR (or --list)")
     config = load_config(args.config, args.set or [])
+    import torch.distributed as dist
+
     from sphinx_train.training.loop import fit
 
     try:
         out = fit(config, args.out, max_steps=args.max_steps,
                   checkpoint_every=args.checkpoint_every)
+        rank = dist.get_rank()
     finally:
-        import torch.distributed as dist
-
         if dist.is_initialized():
             dist.destroy_process_group()
-    print(f"trained -> {out / 'final'}")
+    if rank == 0:  # one line per run, not one per rank
+        print(f"trained -> {out / 'final'}")
     return 0
 
 

@@ -121,6 +121,18 @@ class CheckpointConfig:
 
 
 @dataclass
+class EvalTaskConfig:
+    """A generation benchmark scored every ``logging.eval_every`` steps (``sphinx-train eval``'s
+    task registry; ``limit`` samples per split)."""
+
+    task: str = ""
+    data: str = ""
+    images: str | None = None
+    splits: list[str] | None = None
+    limit: int | None = 64
+
+
+@dataclass
 class LoggingConfig:
     every: int = 1
     progress: bool = True
@@ -129,6 +141,8 @@ class LoggingConfig:
     tensorboard: bool = False  # also OUT/tensorboard/ event files (the tensorboard extra)
     # dense bf16 peak of one GPU for `mfu`; null: known from the device name (H100, ...)
     peak_tflops: float | None = None
+    eval_tasks: list[EvalTaskConfig] = field(default_factory=list)
+    eval_tasks_module: str | None = None  # a module that registers the tasks (import name)
 
 
 @dataclass

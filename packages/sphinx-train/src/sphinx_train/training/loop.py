@@ -160,6 +160,7 @@ class Trainer:
                                   f"{config.model.init or config.model.preset!r} has no "
                                   "Q-Former; set it to false")
             qformer.dropout_in_training = True
+        self._check_eval_tasks()
         self.features = self.source_ids = None
         if config.data.feature_cache and self.model.encoder is not None:
             from sphinx_train.training.features import TrainingFeatures, source_identity
@@ -400,6 +401,53 @@ class Trainer:
             held_out = self.held_out_loss()
             if self.runtime.rank == 0 and held_out is not None:
                 self.metrics.write({"step": self.step, "held_out_loss": held_out})
+            if self.config.logging.eval_tasks:
+                self._log_generation_scores()
+
+    def _check_eval_tasks(self) -> None:
+        """Every ``logging.eval_tasks`` entry names a registered task, before step 1."""
+        logging = self.config.logging
+        if not logging.eval_tasks:
+            return
+        import sphinx_train.evaluation.tasks  # noqa: F401 (registers the built-in tasks)
+        from sphinx_train.evaluation.command_body import import_tasks
+        from sphinx_train.evaluation.registry import get_task
+
+        if logging.eval_tasks_module:
+            import_tasks(logging.eval_tasks_module, "logging.eval_tasks_module")
+        for index, task in enumerate(logging.eval_tasks):
+            try:
+                get_task(task.task)
+            except KeyError as err:
+                raise ConfigError(f"logging.eval_tasks.{index}.task: {err.args[0]}") from None
+
+    def _log_generation_scores(self) -> None:
+        """Score ``logging.eval_tasks`` by generation on rank 0 (results under
+        OUT/eval/step-N/TASK/, numbers in metrics.jsonl as ``eval/TASK/SPLIT/METRIC``). A
+        sharded model is first gathered into an unsharded copy: generation lengths differ
+        between samples, so ranks could not run a sharded model in step."""
+        from sphinx_train.evaluation import EvalOptions, run_eval
+
+        if hasattr(self.model, "set_requires_gradient_sync"):  # FSDP-wrapped
+            model = ckpt.gather_full_model(self.model, lambda: build_model(self.config))
+        else:
+            model = self.model
+        if self.runtime.rank == 0:
+            model.eval()
+            record = {"step": self.step}
+            for task in self.config.logging.eval_tasks:
+                out = self.out / "eval" / f"step-{self.step}" / task.task
+                results = run_eval(model, EvalOptions(
+                    task=task.task, data=Path(task.data), out=out, splits=task.splits,
+                    images=Path(task.images) if task.images else None, limit=task.limit,
+                    overwrite=True, progress=False))
+                for split, numbers in results[task.task].items():
+                    record.update({f"eval/{task.task}/{split}/{name}": value
+                                   for name, value in numbers.items()
+                                   if isinstance(value, (int, float)) and name != "n"})
+            self.metrics.write(record)
+            self.model.train()
+        dist.barrier()
 
     def trainer_state(self) -> dict:
         return {"step": self.step, "samplers": [s.state_dict() for _, _, s in self.streams],
