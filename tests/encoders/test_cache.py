@@ -55,6 +55,8 @@ def test_another_encoder_or_tiling_misses(tiny, views5, tmp_path):
     cache.encode(tiny, views5[:1], None, ["v0"], tiling="t")
     assert cache.get(["v0"], tiling="t", encoder=tiny)[0] is not None
     assert cache.get(["v0"], tiling="other", encoder=tiny) == [None]
+    assert cache.missing(["v0", "v1"], tiling="t", encoder=tiny) == ["v1"]
+    assert cache.missing(["v0"], tiling="other", encoder=tiny) == ["v0"]
     torch.manual_seed(5)
     other_weights = create_encoder("sphinx-tiny", llm_dim=40)
     assert cache.get(["v0"], tiling="t", encoder=other_weights) == [None]

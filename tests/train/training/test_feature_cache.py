@@ -51,3 +51,33 @@ def test_cache_is_refused_while_a_backbone_trains(tmp_path):
         finally:
             dist.destroy_process_group()
     assert not (tmp_path / "out").exists() and not (tmp_path / "c").exists()
+
+
+def test_another_world_size_reuses_the_other_folders(tmp_path, monkeypatch):
+    """Rank 1 of 2 finds the images rank 0 of a one-rank run cached: copied into its own
+    folder, the backbones never run."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from sphinx_train.training.features import TrainingFeatures
+    from sphinx_train.training.loop import build_model
+
+    cache = tmp_path / "cache"
+    config = load_config("nano-stage1", [*SMALL, f"data.feature_cache={cache}"])
+    losses(config, tmp_path / "one-rank")
+    index = json.loads((cache / "rank-0-of-1" / "index.json").read_text())
+    keys = [json.loads(entry)[2] for entry in index["entries"]]
+    model = build_model(config)  # seeded: the same weights, so the same fingerprint
+    monkeypatch.setattr(model.encoder, "frozen_features", lambda *a, **k: 1 / 0)
+    features = TrainingFeatures(cache, model, rank=1, world_size=2)
+    views = torch.zeros(len(keys), 3, 224, 224)
+    batch = SimpleNamespace(pixel_values=views, image_index=torch.arange(len(keys)))
+    got = features.features(keys, batch)
+    from sphinx_encoders import FeatureCache
+
+    stored = FeatureCache(cache / "rank-0-of-1").get(keys, tiling="sphinx-train-fit",
+                                                      encoder=model.encoder)
+    assert torch.equal(got.patch, torch.cat([hit.patch for hit in stored]))
+    copied = json.loads((cache / "rank-1-of-2" / "index.json").read_text())
+    assert sorted(copied["entries"]) == sorted(index["entries"])

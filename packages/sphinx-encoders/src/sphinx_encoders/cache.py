@@ -95,6 +95,14 @@ class FeatureCache:
                 )
         return out
 
+    def missing(
+        self, keys: Sequence[str], *, tiling: str, encoder: MixedVisualEncoder | str
+    ) -> list[str]:
+        """The keys that have no entry (from the index alone: nothing is read)."""
+        fingerprint = self._fingerprint(encoder)
+        entries = self._index["entries"]
+        return [k for k in keys if _entry(fingerprint, tiling, k) not in entries]
+
     def put(
         self,
         keys: Sequence[str],

@@ -3,7 +3,9 @@
 The backbones are frozen, so an image's features depend only on the image, its tiling and
 the backbone weights: computed in the first epoch, read back in later epochs and later runs
 (`sphinx_encoders.FeatureCache`, which also keys by the encoder's fingerprint). Each rank
-keeps its own folder, the cache having one writer at a time.
+writes its own folder, the cache having one writer at a time; the folders of other ranks
+(e.g. of a run on another number of ranks) are read too, their entries copied over when
+this rank needs them, so resuming on another world size recomputes nothing.
 """
 
 from __future__ import annotations
@@ -48,7 +50,11 @@ class TrainingFeatures:
                               "with dropout, so its features change every step; drop one")
         self.encoder = model.encoder
         self.default_tiling = model.tiling.name
-        self.cache = FeatureCache(Path(root) / f"rank-{rank}-of-{world_size}")
+        own = Path(root) / f"rank-{rank}-of-{world_size}"
+        self.cache = FeatureCache(own)
+        # snapshots: entries their owners add later are not seen (they hold other samples)
+        self.others = [FeatureCache(folder) for folder in sorted(Path(root).glob("rank-*-of-*"))
+                       if folder != own and (folder / "index.json").is_file()]
 
     def key(self, source_id: str, index: int, tiling: str | None) -> str:
         return f"{source_id}:{index}:{tiling or self.default_tiling}"
@@ -63,7 +69,21 @@ class TrainingFeatures:
         for key in keys:  # the same image twice in a step (a source smaller than a step)
             seen[key] += 1
             unique.append(key if seen[key] == 1 else f"{key}#{seen[key]}")
+        self._copy_from_others(unique)
         dtype = next(backbone for _, backbone in self.encoder.backbones()).dtype
         with torch.no_grad():
             return self.cache.encode(self.encoder, batch.pixel_values.to(dtype),
                                      batch.image_index, unique, tiling=NAMESPACE)
+
+    def _copy_from_others(self, keys: list[str]) -> None:
+        """Entries this rank lacks and another rank's folder holds, stored here too."""
+        missing = self.cache.missing(keys, tiling=NAMESPACE, encoder=self.encoder)
+        for other in self.others:
+            if not missing:
+                return
+            absent = set(other.missing(missing, tiling=NAMESPACE, encoder=self.encoder))
+            present = [key for key in missing if key not in absent]
+            if present:
+                hits = other.get(present, tiling=NAMESPACE, encoder=self.encoder)
+                self.cache.put(present, hits, tiling=NAMESPACE, encoder=self.encoder)
+                missing = [key for key in missing if key in absent]
