@@ -77,6 +77,8 @@ class TrainingFeatures:
 
     def _copy_from_others(self, keys: list[str]) -> None:
         """Entries this rank lacks and another rank's folder holds, stored here too."""
+        if not self.others:
+            return
         missing = self.cache.missing(keys, tiling=NAMESPACE, encoder=self.encoder)
         for other in self.others:
             if not missing:
