@@ -103,6 +103,18 @@ def make_checkpoint(folder: Path, seed: int, args) -> int:
     return total
 
 
+# The mix timed inside one process (imports done first), written to the file named last.
+_IN_PROCESS = textwrap.dedent(
+    """
+    import sys, time
+    from sphinx_mix import linear
+    start = time.perf_counter()
+    linear(sys.argv[1:3], [0.7, 0.3], out=sys.argv[3], progress=False)
+    open(sys.argv[4], "w").write(str(time.perf_counter() - start))
+    """
+)
+
+
 def measure(command: list[str]) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run(
@@ -204,6 +216,16 @@ def run_benchmark(args, work: Path) -> None:
         ],
         "sphinx-mix": ours(work / "ours"),
         "sphinx-mix --no-hash": ours(work / "ours_no_hash", "--no-hash"),
+        "sphinx-mix --digest sha256": ours(work / "ours_sha256", "--digest", "sha256"),
+        "sphinx-mix in-process": [
+            sys.executable,
+            "-c",
+            _IN_PROCESS,
+            str(first),
+            str(second),
+            str(work / "ours_inner"),
+            str(work / "inner_seconds"),
+        ],
         "mergekit": [
             args.mergekit,
             str(config),
@@ -217,19 +239,27 @@ def run_benchmark(args, work: Path) -> None:
     outputs = {
         "sphinx-mix": work / "ours",
         "sphinx-mix --no-hash": work / "ours_no_hash",
+        "sphinx-mix --digest sha256": work / "ours_sha256",
+        "sphinx-mix in-process": work / "ours_inner",
         "mergekit": work / "theirs",
         "I/O floor (cat + cp)": floor_out,
     }
     results: dict[str, list[dict]] = {name: [] for name in contenders}
+    load_before = os.getloadavg()[0]
     for run in range(args.runs):
         for name, command in contenders.items():
             results[name].append(measure(command))
+            if name == "sphinx-mix in-process":
+                results[name][-1]["inner"] = float((work / "inner_seconds").read_text())
             print(f"run {run + 1} {name}: {results[name][-1]}", file=sys.stderr)
             # keep only the last run's outputs (for the comparison), so runs start alike
             if name in outputs and run + 1 < args.runs:
                 shutil.rmtree(outputs[name])
     max_abs, max_ulps, keys = compare(work / "ours", work / "theirs")
-    table = render(results, size, max_abs, max_ulps, keys, args, _mergekit_version(args.mergekit))
+    load = (load_before, os.getloadavg()[0])
+    table = render(
+        results, size, max_abs, max_ulps, keys, args, _mergekit_version(args.mergekit), load
+    )
     print(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(table)
@@ -253,7 +283,7 @@ def _mergekit_version(executable: str) -> str:
     return done.stdout.strip() or "unknown version"
 
 
-def render(results, size, max_abs, max_ulps, keys, args, mergekit_version: str) -> str:
+def render(results, size, max_abs, max_ulps, keys, args, mergekit_version: str, load) -> str:
     wall = {name: statistics.median(r["wall"] for r in runs) for name, runs in results.items()}
     rss = {name: statistics.median(r["rss"] for r in runs) for name, runs in results.items()}
     moved = 3 * size  # both inputs read, one output written
@@ -267,25 +297,38 @@ def render(results, size, max_abs, max_ulps, keys, args, mergekit_version: str) 
         f"at {args.input_shard_bytes / 1e6:.0f} MB), weights 0.7 / 0.3, output bf16, each tool run "
         f"as a child process (mergekit {mergekit_version}, `mergekit-yaml`, linear, dtype bfloat16). Medians of {args.runs} interleaved runs; ratios are medians of the "
         "per-run ratios. Inputs in the page cache. Throughput counts both inputs read plus one "
-        "output written.",
+        f"output written. Load average (1 min) {load[0]:.1f} before the runs, {load[1]:.1f} "
+        "after (2 cores).",
         "",
         "| contender | wall s | peak RSS MB | throughput GB/s | wall vs mergekit | RSS vs mergekit | throughput vs I/O floor |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name in ("sphinx-mix", "sphinx-mix --no-hash", "mergekit", floor):
+    for name in (
+        "sphinx-mix",
+        "sphinx-mix --no-hash",
+        "sphinx-mix --digest sha256",
+        "mergekit",
+        floor,
+    ):
         lines.append(
             f"| {name} | {wall[name]:.2f} | {rss[name] / 1e6:.0f} | {moved / wall[name] / 1e9:.2f} | "
             f"{_paired(results, name, 'mergekit', 'wall'):.2f}x | "
             f"{_paired(results, name, 'mergekit', 'rss'):.2f}x | "
             f"{1 / _paired(results, name, floor, 'wall'):.0%} |"
         )
-    mixing = wall["sphinx-mix"] - startup
+    inner = [run["inner"] for run in results["sphinx-mix in-process"]]
+    inner_ratio = statistics.median(
+        floor_run["wall"] / seconds
+        for floor_run, seconds in zip(results[floor], inner, strict=True)
+    )
     lines += [
         "",
-        f"Start-up alone (python + `import torch`, the same child process doing nothing else): "
-        f"{startup:.2f} s and {rss['python + torch start-up'] / 1e6:.0f} MB RSS (torch's shared "
-        f"libraries). sphinx-mix less that start-up: {mixing:.2f} s, {moved / mixing / 1e9:.2f} GB/s "
-        f"= {wall[floor] / mixing:.0%} of the I/O floor.",
+        f"In-process (the same mix, BLAKE3 digests on, timed inside one process after its "
+        f"imports): {statistics.median(inner):.2f} s, {moved / statistics.median(inner) / 1e9:.2f} GB/s "
+        f"= **{inner_ratio:.0%} of the I/O floor** (median of per-run ratios; runs "
+        + ", ".join(f"{seconds:.2f}" for seconds in inner)
+        + " s). Start-up alone (python + `import torch`, a child process doing nothing else): "
+        f"{startup:.2f} s and {rss['python + torch start-up'] / 1e6:.0f} MB RSS.",
         "",
         f"Largest absolute difference between the sphinx-mix and mergekit outputs: {max_abs:.3g} "
         f"(largest distance: {max_ulps} bf16 ulp) over {keys} tensors.",

@@ -123,3 +123,24 @@ def test_arithmetic_on_cuda_matches_formula(kit):
     key = "model.layers.0.mlp.up_proj.weight"
     assert mixed[key].device.type == "cpu"
     kit.assert_bf16_close(mixed[key], 0.3 * a[key].double() + 0.7 * b[key].double())
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_chunked_sums_split_over_workers_match_the_formula(workers):
+    """Parts cover the tensor once, edges included (10 chunks of 1000 plus a ragged end)."""
+    from sphinx_mix.arithmetic import Combiner
+
+    generator = torch.Generator().manual_seed(0)
+    base, first, second = (torch.randn(10_123, generator=generator) for _ in range(3))
+    combiner = Combiner(torch.float64, torch.device("cpu"), chunk=1000, workers=workers)
+    try:
+        untouched = torch.full((10_123,), float("nan"))  # a part left out stays NaN
+        mixed = combiner.weighted_sum([first, second], [0.7, 0.3], untouched.clone())
+        task = combiner.task_sum(base, [first, second], [0.5, -2.0], untouched.clone())
+    finally:
+        combiner.close()
+    b, x, y = base.double(), first.double(), second.double()
+    # float64 arithmetic rounded once to float32: equal to within one float32 rounding
+    torch.testing.assert_close(mixed, (0.7 * x + 0.3 * y).float(), rtol=1.2e-7, atol=1e-12)
+    expected = (b + 0.5 * (x - b) - 2.0 * (y - b)).float()
+    torch.testing.assert_close(task, expected, rtol=1.2e-7, atol=1e-12)

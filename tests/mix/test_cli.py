@@ -167,3 +167,18 @@ def test_sigterm_mid_run_exits_130_and_leaves_nothing(tmp_path, kit):
     assert process.returncode == 130, err
     assert "interrupted" in err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.safetensors", "b.safetensors"]
+
+
+def test_help_and_version_do_not_import_torch():
+    """--help and --version must stay instant: torch takes seconds to import."""
+    probe = (
+        "import sys, sphinx_mix.cli\n"
+        "for flag in ('--help', '--version'):\n"
+        "    try:\n"
+        "        sphinx_mix.cli.main([flag])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -2,6 +2,7 @@
 
 import os
 import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -104,7 +105,10 @@ def _with_length(header: bytes) -> bytes:
             _with_length(b'{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}}') + bytes(8),
             "do not hold a F32 tensor of shape [4]",
         ),
-        (_with_length(b'{"w":{"dtype":"Q9","x":1}}'), "expected a known dtype, a shape and two data_offsets"),
+        (
+            _with_length(b'{"w":{"dtype":"Q9","x":1}}'),
+            "expected a known dtype, a shape and two data_offsets",
+        ),
     ],
 )
 def test_corrupt_safetensors_header(tmp_path, kit, payload, reason):
@@ -221,3 +225,26 @@ def test_file_truncated_after_opening(tmp_path, kit):
         for key in checkpoint:
             checkpoint.get(key)
     checkpoint.close()
+
+
+def test_file_truncated_during_a_streaming_mix(tmp_path, kit, monkeypatch):
+    """Mapped reads check the range first: one error, not a SIGBUS, and no output."""
+    paths = [
+        kit.save_single(tmp_path / f"{name}.safetensors", {"w": torch.randn(64, 512)})
+        for name in ("shrinking", "other")
+    ]
+    opened = engine_module.open_checkpoint
+
+    def open_then_truncate(source):
+        checkpoint = opened(source)
+        if Path(source) == paths[0]:
+            os.truncate(source, 3 * 4096)
+        return checkpoint
+
+    monkeypatch.setattr(engine_module, "open_checkpoint", open_then_truncate)
+    with pytest.raises(MixError, match=r"shrinking\.safetensors: file ended while reading 'w'"):
+        linear(paths, out=tmp_path / "out", progress=False, hash_inputs=False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "other.safetensors",
+        "shrinking.safetensors",
+    ]

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from blake3 import blake3
 from safetensors import safe_open
 
 from sphinx_mix import linear, open_checkpoint
@@ -61,11 +62,41 @@ def test_metadata_records_sources_weights_and_input_hashes(tmp_path, kit):
         *sorted(paths[1].glob("*.safetensors")),
         paths[1] / "model.safetensors.index.json",
     ]
-    assert set(record["sha256"]) == {str(path) for path in inputs}
+    assert "sha256" not in record
+    assert set(record["blake3"]) == {str(path) for path in inputs}
     for path in inputs:
-        assert record["sha256"][str(path)] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert record["blake3"][str(path)] == blake3(path.read_bytes()).hexdigest()
     with safe_open(str(out / "model.safetensors"), framework="pt") as handle:
         assert json.loads(handle.metadata()["sphinx_mix"]) == record
+
+
+def test_sha256_digest_matches_hashlib_over_many_blocks(tmp_path, kit, monkeypatch):
+    import sphinx_mix.digests
+
+    # blocks that are not page multiples, so every block edge lands inside a page
+    monkeypatch.setattr(sphinx_mix.digests, "_BLOCK", 3 * 4096 + 123)
+    paths = [
+        kit.save_single(
+            tmp_path / f"{name}.safetensors", {"w": torch.randn(64, 512), "b": torch.randn(3)}
+        )
+        for name in "ab"
+    ]
+    assert paths[0].stat().st_size > 10 * (3 * 4096 + 123)
+    out = linear(paths, [1, 1], out=tmp_path / "out", progress=False, digest="sha256")
+    record = kit.output_metadata(out)
+    assert "blake3" not in record
+    for path in paths:
+        assert record["sha256"][str(path)] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_blake3_digest_of_an_empty_file_is_the_published_vector(tmp_path):
+    from sphinx_mix.digests import file_digest
+
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    # the BLAKE3 specification's test vector for the empty input
+    expected = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+    assert file_digest(str(empty), "blake3") == expected
 
 
 def test_hugging_face_folder_copies_non_weight_files_from_first_source(tmp_path, kit):
@@ -168,7 +199,7 @@ def test_reference_consolidated_shards_are_mixed_shard_by_shard(tmp_path, kit):
         kit.assert_bf16_close(full, 0.7 * real[key].double() + 0.3 * synthetic[key].double())
     record = json.loads((out / "sphinx_mix.json").read_text())
     assert record["weights"] == pytest.approx([0.7, 0.3])
-    assert len(record["sha256"]) == 4
+    assert len(record["blake3"]) == 4
 
 
 def test_reference_layouts_must_match(tmp_path):

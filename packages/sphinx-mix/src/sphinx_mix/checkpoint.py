@@ -75,6 +75,10 @@ class Checkpoint:
     def reads_into_buffers(self) -> bool:
         return False
 
+    def mapped(self, key: str) -> torch.Tensor | None:
+        """A zero-copy view of ``key`` in a memory map (pages not yet mapped), where possible."""
+        return None
+
     def prefetch(self, key: str) -> None:
         """Hint that ``key`` is needed soon; a no-op where the format gives no way to."""
 
@@ -120,6 +124,9 @@ class SafetensorsCheckpoint(Checkpoint):
     @property
     def reads_into_buffers(self) -> bool:
         return True
+
+    def mapped(self, key: str) -> torch.Tensor | None:
+        return self._owner[key].mapped(key)
 
     def prefetch(self, key: str) -> None:
         self._owner[key].prefetch(key)

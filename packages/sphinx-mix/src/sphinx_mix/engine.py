@@ -2,13 +2,12 @@
 
 Keys are visited one at a time: a reader thread reads the next key's tensors into reusable
 buffers, the main thread mixes the current one in slices into a reusable output buffer, and
-a writer thread writes the previous one; input files are hashed in another thread. Peak
+a writer thread writes the previous one; input files are hashed (BLAKE3 by default) in another thread. Peak
 memory is a couple of tensors per source plus three output tensors, never a whole model.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .arithmetic import Combiner
 from .checkpoint import Checkpoint, ShardedReference, Source, open_checkpoint
+from .digests import InputHasher
 from .errors import MixError
 from .options import MixOptions
 from .output import (
@@ -34,8 +34,6 @@ from .output import (
 from .pipeline import BufferRing, ReadAhead
 from .plan import KeyPlan, plan_keys
 
-_PLACEHOLDER_HASH = "0" * 64
-_HASH_BLOCK = 8 << 20
 # Output buffers: one being filled, the others queued for or inside the writer thread.
 _OUTPUT_BUFFERS = 3
 
@@ -90,7 +88,7 @@ def _mix_opened(opened: list, formula: Formula, out, options: MixOptions):
         _stream(opened, plans, formula, options, sink)
         return sink.state_dict
     with _output(opened, Path(out), options) as staging:
-        hasher = _InputHasher(opened, options.hash_inputs)
+        hasher = _hasher(opened, options)
         sink = ShardedSafetensorsSink(
             staging,
             plans,
@@ -127,7 +125,7 @@ def _mix_reference(
         raise MixError(f"model-parallel layouts differ ({listing} shards); convert them first")
     count = layouts.pop()
     with _output(opened, out, options) as staging:
-        hasher = _InputHasher(opened, options.hash_inputs)
+        hasher = _hasher(opened, options)
         try:
             for rank in range(count):
                 shards = [reference.ranks[rank] for reference in opened]
@@ -153,13 +151,19 @@ def _stream(
     options: MixOptions,
     sink,
 ) -> None:
-    combiner = Combiner(options.compute_torch_dtype, options.torch_device)
+    # Chunked sums split each tensor over Python workers; whole-tensor rules use torch's own.
+    chunked = formula.merge is None
+    combiner = Combiner(
+        options.compute_torch_dtype,
+        options.torch_device,
+        workers=options.threads if chunked else 1,
+    )
     outputs = BufferRing(_OUTPUT_BUFFERS, max(plan.nbytes for plan in plans))
     reader = ReadAhead(checkpoints, plans)
     writer = BackgroundSink(sink, depth=_OUTPUT_BUFFERS - 1)
     never = threading.Event()
     threads_before = torch.get_num_threads()
-    torch.set_num_threads(options.threads)
+    torch.set_num_threads(1 if chunked else options.threads)
     total = sum(plan.nbytes for plan in plans)
     with tqdm(
         total=total, unit="B", unit_scale=True, desc="mixing", disable=not options.progress
@@ -181,6 +185,7 @@ def _stream(
             torch.set_num_threads(threads_before)
             reader.close()
             writer.join()
+            combiner.close()
 
 
 def _combine(
@@ -214,46 +219,9 @@ def _check_finite(checkpoints: Sequence[Checkpoint], plan: KeyPlan, tensor: torc
     raise MixError(f"{plan.key}: the result holds NaN or Inf values ({origin})")
 
 
-class _InputHasher:
-    """sha256 of every input file, computed in a thread while the mix runs."""
-
-    def __init__(self, opened: Sequence[Checkpoint | ShardedReference], enabled: bool):
-        self.files = [str(path) for checkpoint in opened for path in checkpoint.weight_files]
-        self.enabled = enabled
-        self._digests: dict[str, str] = {}
-        self._error: MixError | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sphinx-mix-hash", daemon=True)
-        if enabled:
-            self._thread.start()
-
-    def _run(self) -> None:
-        block = bytearray(_HASH_BLOCK)
-        for name in self.files:
-            digest = hashlib.sha256()
-            try:
-                with open(name, "rb") as handle:
-                    while (count := handle.readinto(block)) and not self._stop.is_set():
-                        digest.update(memoryview(block)[:count])
-            except OSError as error:
-                self._error = MixError(f"{name}: cannot read to hash ({error.strerror})")
-                return
-            self._digests[name] = digest.hexdigest()
-
-    def stop(self) -> None:
-        """Give up (the mix failed): the thread ends after its current block."""
-        self._stop.set()
-
-    def placeholder(self) -> dict[str, str] | None:
-        return dict.fromkeys(self.files, _PLACEHOLDER_HASH) if self.enabled else None
-
-    def result(self) -> dict[str, str] | None:
-        if not self.enabled:
-            return None
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._digests
+def _hasher(opened: Sequence[Checkpoint | ShardedReference], options: MixOptions) -> InputHasher:
+    files = [str(path) for checkpoint in opened for path in checkpoint.weight_files]
+    return InputHasher(files, options.digest if options.hash_inputs else None)
 
 
 def _metadata(
@@ -269,5 +237,5 @@ def _metadata(
         "compute_dtype": str(options.compute_torch_dtype).removeprefix("torch."),
     }
     if hashes is not None:
-        record["sha256"] = hashes
+        record[options.digest] = hashes
     return json.dumps(record, separators=(",", ":"))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 from ._house import dtype_name
+from .digests import DIGESTS
 from .errors import MixError
 
 if TYPE_CHECKING:
@@ -24,9 +25,10 @@ class MixOptions:
     tensor (default: the first source's dtype for that tensor). ``on_missing``: what to do
     with keys absent from some sources or whose shapes differ: ``error``, ``skip`` them, or
     ``copy-first`` (take the first source's tensor). ``shard_size``: largest output shard,
-    bytes or a string such as ``"5GB"``. ``threads``: torch threads for the arithmetic
-    while the mix runs (default 1: the work is memory-bound, and a single thread leaves a
-    core to the writer thread and does not stall when other processes share the CPU).
+    bytes or a string such as ``"5GB"``. ``hash_inputs`` / ``digest``: record a digest of
+    every input file (``blake3``, or ``sha256`` to compare with ``sha256sum`` or a hub listing). ``threads``: threads for the arithmetic while
+    the mix runs (default 1: on two cores the other one is busy writing and hashing). Sums
+    split each tensor over that many Python threads; whole-tensor methods use torch's.
     """
 
     compute_dtype: str = "float32"
@@ -36,6 +38,7 @@ class MixOptions:
     on_missing: str = "error"
     check_finite: bool = False
     hash_inputs: bool = True
+    digest: str = "blake3"
     overwrite: bool = False
     progress: bool = True
     threads: int = 1
@@ -52,6 +55,8 @@ class MixOptions:
             raise MixError(f"compute_dtype={self.compute_dtype!r}: expected a floating dtype")
         self.out_torch_dtype = parse_dtype(self.out_dtype, "out_dtype") if self.out_dtype else None
         self.shard_bytes = parse_size(self.shard_size)
+        if self.digest not in DIGESTS:
+            raise MixError(f"digest={self.digest!r}: expected one of {', '.join(DIGESTS)}")
         if not isinstance(self.threads, int) or self.threads < 1:
             raise MixError(f"threads={self.threads!r}: expected a positive integer")
         try:

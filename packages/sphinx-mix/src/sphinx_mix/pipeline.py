@@ -1,9 +1,10 @@
-"""Reading ahead in a thread, into a small ring of reusable buffers.
+"""Reading ahead in a thread: memory-mapped views, or a small ring of reusable buffers.
 
-While the main thread mixes key ``k``, the reader thread reads key ``k + 1`` (and asks the
-kernel for ``k + 2``), and the writer thread writes key ``k - 1``. Buffers are reused, so
-memory stays at a couple of tensors per source whatever the model size, and nothing is
-faulted in twice.
+While the main thread mixes key ``k``, the reader thread maps key ``k + 1`` (and asks the
+kernel for ``k + 2``), and the writer thread writes key ``k - 1``. Safetensors tensors are
+views of a memory map whose pages the reader maps ahead and the consumer releases after
+use; other formats are copied into reused buffers. Either way memory stays at a few
+tensors per source whatever the model size, and nothing is faulted in twice.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from functools import partial
 import torch
 
 from .checkpoint import Checkpoint
+from .errors import MixError
+from .pages import drop_mapped_pages, populate_pages, tensor_range
 from .plan import KeyPlan
 
 _POLL_SECONDS = 0.1
@@ -95,6 +98,16 @@ class ReadAhead:
     def _read(self, plan: KeyPlan):
         tensors, releases = [], []
         for checkpoint, ring in zip(readers_of(self._checkpoints, plan), self._rings, strict=False):
+            view = checkpoint.mapped(plan.key)
+            if view is not None:
+                if not populate_pages(*tensor_range(view)):
+                    raise MixError(
+                        f"{checkpoint.label}: file ended while reading {plan.key!r}; "
+                        "was it truncated?"
+                    )
+                tensors.append(view)
+                releases.append(partial(drop_mapped_pages, view))
+                continue
             if ring is None:
                 tensors.append(checkpoint.read(plan.key, None))
                 continue

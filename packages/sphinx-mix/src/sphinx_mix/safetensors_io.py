@@ -7,7 +7,9 @@ planned shapes first and then streams tensor bytes, so it never holds a whole sh
 
 from __future__ import annotations
 
+import contextlib
 import json
+import mmap
 import os
 import struct
 from dataclasses import dataclass
@@ -87,12 +89,14 @@ def tensor_bytes(tensor: torch.Tensor) -> memoryview:
 class SafetensorsFile:
     """A safetensors file whose header has been validated; tensors are read on demand.
 
-    Reads go through ``os.preadv`` into a caller's buffer, so a streaming mix reuses a few
-    buffers instead of faulting in (and holding) the pages of a memory map.
+    A streaming mix takes tensors as views of a memory map (``mapped``): mapped ahead in a
+    reader thread and released once used, so nothing is copied and the pages never pile
+    up. Other reads go through ``os.preadv`` into a caller's buffer.
     """
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
+        self._map: mmap.mmap | None = None
         try:
             self._handle = open(self.path, "rb")  # noqa: SIM115 - closed by close()
         except OSError as error:
@@ -102,6 +106,8 @@ class SafetensorsFile:
             header, data_start = _read_header(self.path, self._handle, size)
             header.pop("__metadata__", None)
             self.tensors = _parse_entries(self.path, header, data_start, size)
+            # mapped at the checked size: a file cut later fails populate_pages, not a read
+            self._map = mmap.mmap(self._handle.fileno(), size, access=mmap.ACCESS_COPY)
         except BaseException:
             self._handle.close()
             raise
@@ -129,12 +135,34 @@ class SafetensorsFile:
             done += count
         return target.view(info.dtype).reshape(info.shape)
 
+    def mapped(self, key: str) -> torch.Tensor | None:
+        """The tensor as a view of a memory map of the file (no copy), or None where its
+        offset is not a multiple of its element size (or it is empty): read it instead.
+
+        The pages are not mapped yet: call ``populate_pages`` on the view before use.
+        """
+        info = self.tensors[key]
+        if info.nbytes == 0 or info.offset % info.dtype.itemsize:
+            return None
+        flat = torch.frombuffer(
+            self._map,
+            dtype=info.dtype,
+            count=info.nbytes // info.dtype.itemsize,
+            offset=info.offset,
+        )
+        return flat.reshape(info.shape)
+
     def prefetch(self, key: str) -> None:
         """Ask the kernel to start reading a tensor from disk while other work goes on."""
         info = self.tensors[key]
         os.posix_fadvise(self._handle.fileno(), info.offset, info.nbytes, os.POSIX_FADV_WILLNEED)
 
     def close(self) -> None:
+        if self._map is not None:
+            # a view still alive keeps the map open; it is unmapped when the view goes
+            with contextlib.suppress(BufferError):
+                self._map.close()
+            self._map = None
         self._handle.close()
 
 
@@ -156,7 +184,9 @@ def _read_header(path: Path, handle, size: int) -> tuple[dict, int]:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise MixError(f"{path}: corrupt safetensors header (not valid JSON: {error})") from None
     except _DuplicateKey as duplicate:
-        raise MixError(f"{path}: corrupt safetensors header (key {duplicate} appears twice)") from None
+        raise MixError(
+            f"{path}: corrupt safetensors header (key {duplicate} appears twice)"
+        ) from None
     if not isinstance(header, dict):
         raise MixError(f"{path}: corrupt safetensors header (expected a JSON object)")
     return header, 8 + header_len
