@@ -11,8 +11,8 @@ import warnings
 from importlib.metadata import version
 
 from ._house import run_cli
-from .errors import MixError
 from .digests import DIGESTS
+from .errors import MixError
 from .options import ON_MISSING
 
 EXAMPLES = """examples:
