@@ -45,6 +45,34 @@ def build(args):
     return create_model("levers")
 
 
+def init_coordinate_embeddings(model) -> None:
+    """Rows of each coordinate token "0.00".."1.00" set to the sin-cos features of its value.
+
+    The patch tokens carry ``sincos_2d_positions`` of their cell (x in the first half of the
+    channels, y in the second); a coordinate v is the position v * grid in cell units, so
+    its row holds the features of x = y = v * grid: copying a patch's position into the
+    residual stream then already scores the right coordinate values highest.
+    """
+    from sphinx_train.nano_tokenizer import COORDINATE_TOKENS
+
+    grid = math.isqrt(model.encoder.patch_tokens - 1)
+    dim = model.llm.get_input_embeddings().weight.shape[1]
+    quarter = dim // 4
+    frequencies = 100.0 ** (-torch.arange(quarter, dtype=torch.float64) / quarter)
+    ids = [model.processor.tokenizer.encode(value) for value in COORDINATE_TOKENS]
+    assert all(len(one) == 1 for one in ids), "coordinate tokens need the grounding vocabulary"
+    ids = [one[0] for one in ids]
+    values = torch.tensor([float(value) for value in COORDINATE_TOKENS], dtype=torch.float64)
+    angles = (values * grid)[:, None] * (torch.pi / 2) * frequencies
+    along = torch.cat([angles.sin(), angles.cos()], dim=1)
+    rows = torch.cat([along, along], dim=1).float()
+    with torch.no_grad():
+        for matrix in (model.llm.get_input_embeddings().weight,
+                       model.llm.get_output_embeddings().weight):
+            scale = matrix.norm(dim=1).mean() / rows.norm(dim=1).mean()
+            matrix[ids] = rows * scale
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label", default="", help="name of this variant in the results file")
@@ -61,14 +89,21 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=400, help="steps between REC checks")
     parser.add_argument("--scenes", type=int, default=64, help="held-out REC questions")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--coordinate-init", choices=("random", "sincos"), default="random",
+                        help="coordinate tokens' input and output embeddings: random, or the "
+                        "2-D sin-cos features of their value (what the patch positions use)")
+    parser.add_argument("--train-encoder", action="store_true",
+                        help="train the (random) patch backbones too: a trainable stem")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     from sphinx_train.training.synthetic import make_scene, task_conversation
 
     model = build(args)
+    if args.coordinate_init == "sincos":
+        init_coordinate_embeddings(model)
     for name, param in model.named_parameters():  # the demo's split: backbones frozen
-        param.requires_grad = not name.startswith("encoder.patch_encoders.")
+        param.requires_grad = args.train_encoder or not name.startswith("encoder.patch_encoders.")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
     tasks = args.tasks.split(",")
