@@ -3,8 +3,8 @@
 Both tools run as child processes (wall time and peak RSS of the child, measured by a
 fresh wrapper process around each run), interleaved with a plain-copy I/O floor: read
 both inputs (``cat``) and write one output of the same size (``cp``). The inputs sit in
-the page cache after the first pass for every contender alike. Data lives under /tmp and
-is deleted at the end.
+the page cache after the first pass for every contender alike, and dirty pages are
+flushed (untimed) before every run. Data lives under /tmp and is deleted at the end.
 
     uv run python benchmarks/mix/bench_mix.py --mergekit /tmp/mkenv/bin/mergekit-yaml
 """
@@ -201,7 +201,7 @@ def run_benchmark(args, work: Path) -> None:
         "merge_method: linear\nparameters: {normalize: true}\ndtype: bfloat16\n"
     )
     sphinx_mix = str(Path(sys.executable).with_name("sphinx-mix"))
-    floor_out = work / "floor"
+    floor_out, floor_direct = work / "floor", work / "floor_direct"
 
     def ours(out: Path, *flags: str) -> list[str]:
         return [sphinx_mix, "linear", str(first), str(second), "--weights", "0.7", "0.3",
@@ -213,6 +213,13 @@ def run_benchmark(args, work: Path) -> None:
             "bash",
             "-c",
             f"mkdir -p {floor_out} && cat {shards(first)} > /dev/null && cp {shards(second)} {floor_out}/",
+        ],
+        "I/O floor, direct (cat + dd oflag=direct)": [
+            "bash",
+            "-c",
+            f"mkdir -p {floor_direct} && cat {shards(first)} > /dev/null && for f in "
+            f"{shards(second)}; do dd if=$f of={floor_direct}/$(basename $f) bs=4M "
+            "oflag=direct status=none; done",
         ],
         "sphinx-mix": ours(work / "ours"),
         "sphinx-mix --no-hash": ours(work / "ours_no_hash", "--no-hash"),
@@ -234,7 +241,7 @@ def run_benchmark(args, work: Path) -> None:
             "--no-write-model-card",
             "--quiet",
         ],
-        "python + torch start-up": [sys.executable, "-c", "import sphinx_mix.cli"],
+        "python + torch start-up": [sys.executable, "-c", "import torch, sphinx_mix.ops"],
     }
     outputs = {
         "sphinx-mix": work / "ours",
@@ -243,11 +250,13 @@ def run_benchmark(args, work: Path) -> None:
         "sphinx-mix in-process": work / "ours_inner",
         "mergekit": work / "theirs",
         "I/O floor (cat + cp)": floor_out,
+        "I/O floor, direct (cat + dd oflag=direct)": floor_direct,
     }
     results: dict[str, list[dict]] = {name: [] for name in contenders}
     load_before = os.getloadavg()[0]
     for run in range(args.runs):
         for name, command in contenders.items():
+            os.sync()  # so no contender pays for writing back an earlier one's output
             results[name].append(measure(command))
             if name == "sphinx-mix in-process":
                 results[name][-1]["inner"] = float((work / "inner_seconds").read_text())
@@ -289,6 +298,7 @@ def render(results, size, max_abs, max_ulps, keys, args, mergekit_version: str, 
     moved = 3 * size  # both inputs read, one output written
     startup = wall["python + torch start-up"]
     floor = "I/O floor (cat + cp)"
+    direct_floor = "I/O floor, direct (cat + dd oflag=direct)"
     lines = [
         "# sphinx-mix benchmark: linear mix of two LLaMA-shaped bf16 checkpoints",
         "",
@@ -296,7 +306,7 @@ def render(results, size, max_abs, max_ulps, keys, args, mergekit_version: str, 
         f"hidden {args.hidden}, MLP {args.intermediate}, vocab {args.vocab}; {keys} tensors, sharded "
         f"at {args.input_shard_bytes / 1e6:.0f} MB), weights 0.7 / 0.3, output bf16, each tool run "
         f"as a child process (mergekit {mergekit_version}, `mergekit-yaml`, linear, dtype bfloat16). Medians of {args.runs} interleaved runs; ratios are medians of the "
-        "per-run ratios. Inputs in the page cache. Throughput counts both inputs read plus one "
+        "per-run ratios. Inputs in the page cache, dirty pages flushed before each run. Throughput counts both inputs read plus one "
         f"output written. Load average (1 min) {load[0]:.1f} before the runs, {load[1]:.1f} "
         "after (2 cores).",
         "",
@@ -309,6 +319,7 @@ def render(results, size, max_abs, max_ulps, keys, args, mergekit_version: str, 
         "sphinx-mix --digest sha256",
         "mergekit",
         floor,
+        direct_floor,
     ):
         lines.append(
             f"| {name} | {wall[name]:.2f} | {rss[name] / 1e6:.0f} | {moved / wall[name] / 1e9:.2f} | "
@@ -317,17 +328,24 @@ def render(results, size, max_abs, max_ulps, keys, args, mergekit_version: str, 
             f"{1 / _paired(results, name, floor, 'wall'):.0%} |"
         )
     inner = [run["inner"] for run in results["sphinx-mix in-process"]]
-    inner_ratio = statistics.median(
-        floor_run["wall"] / seconds
-        for floor_run, seconds in zip(results[floor], inner, strict=True)
-    )
+
+    def inner_ratio(name: str) -> float:
+        return statistics.median(
+            floor_run["wall"] / seconds
+            for floor_run, seconds in zip(results[name], inner, strict=True)
+        )
+
     lines += [
         "",
         f"In-process (the same mix, BLAKE3 digests on, timed inside one process after its "
         f"imports): {statistics.median(inner):.2f} s, {moved / statistics.median(inner) / 1e9:.2f} GB/s "
-        f"= **{inner_ratio:.0%} of the I/O floor** (median of per-run ratios; runs "
+        f"= **{inner_ratio(floor):.0%} of the cat + cp floor** and "
+        f"**{inner_ratio(direct_floor):.0%} of the direct-write floor** (medians of per-run "
+        "ratios; runs "
         + ", ".join(f"{seconds:.2f}" for seconds in inner)
-        + " s). Start-up alone (python + `import torch`, a child process doing nothing else): "
+        + " s). sphinx-mix writes its output with O_DIRECT (straight to disk, like the direct "
+        "floor); `cp` writes into fresh page-cache pages, which on a virtual machine can cost "
+        "host page faults, so the cp floor swings with the host's memory state. Start-up alone (python + `import torch`, a child process doing nothing else): "
         f"{startup:.2f} s and {rss['python + torch start-up'] / 1e6:.0f} MB RSS.",
         "",
         f"Largest absolute difference between the sphinx-mix and mergekit outputs: {max_abs:.3g} "

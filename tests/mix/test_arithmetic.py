@@ -2,8 +2,9 @@
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
-from sphinx_mix import MixError, linear, task_arithmetic
+from sphinx_mix import MixError, engine, linear, task_arithmetic
 
 
 def test_beta_mix_matches_hand_computed_values():
@@ -144,3 +145,33 @@ def test_chunked_sums_split_over_workers_match_the_formula(workers):
     torch.testing.assert_close(mixed, (0.7 * x + 0.3 * y).float(), rtol=1.2e-7, atol=1e-12)
     expected = (b + 0.5 * (x - b) - 2.0 * (y - b)).float()
     torch.testing.assert_close(task, expected, rtol=1.2e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("output", ["memory", "safetensors", "reference"])
+def test_tensors_larger_than_a_slice_are_mixed_in_parts(tmp_path, kit, monkeypatch, output):
+    """Slices of 24 bytes (12 bf16 values) cut every tensor, mid-row and with a ragged end."""
+    monkeypatch.setattr(engine, "SLICE_BYTES", 24)
+    generator = torch.Generator().manual_seed(0)
+    shapes = {"llma.a.weight": (7, 5), "llma.b.weight": (12,), "llma.c.weight": (3,)}
+    states = [
+        {key: torch.randn(shape, generator=generator).bfloat16() for key, shape in shapes.items()}
+        for _ in range(2)
+    ]
+    if output == "memory":
+        mixed = linear(states, [0.7, 0.3], progress=False)
+    elif output == "safetensors":
+        sources = [kit.save_single(tmp_path / f"{i}.safetensors", s) for i, s in enumerate(states)]
+        folder = linear(sources, [0.7, 0.3], out=tmp_path / "out", progress=False)
+        mixed = load_file(folder / "model.safetensors")
+    else:
+        sources = []
+        for index, state in enumerate(states):
+            (tmp_path / str(index)).mkdir()
+            torch.save({"model": state}, tmp_path / str(index) / "consolidated.00-of-01.model.pth")
+            sources.append(tmp_path / str(index))
+        folder = linear(sources, [0.7, 0.3], out=tmp_path / "out", progress=False)
+        mixed = torch.load(folder / "consolidated.00-of-01.model.pth", weights_only=True)["model"]
+    assert set(mixed) == set(shapes)
+    for key, shape in shapes.items():
+        assert mixed[key].shape == shape
+        kit.assert_bf16_close(mixed[key], 0.7 * states[0][key].double() + 0.3 * states[1][key].double())

@@ -149,7 +149,7 @@ def test_outputs_have_normal_permissions(tmp_path, kit):
 
 
 def test_disk_full_is_one_line_and_leaves_nothing(tmp_path, kit, monkeypatch):
-    def full(self, key, tensor):
+    def full(self, key, tensor, offset=0):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(io_module.SafetensorsWriter, "write", full)

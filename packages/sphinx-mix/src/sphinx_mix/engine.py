@@ -3,7 +3,7 @@
 Keys are visited one at a time: a reader thread reads the next key's tensors into reusable
 buffers, the main thread mixes the current one in slices into a reusable output buffer, and
 a writer thread writes the previous one; input files are hashed (BLAKE3 by default) in another thread. Peak
-memory is a couple of tensors per source plus three output tensors, never a whole model.
+memory is a couple of tensors per source plus three output slices, never a whole model.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ from .plan import KeyPlan, plan_keys
 
 # Output buffers: one being filled, the others queued for or inside the writer thread.
 _OUTPUT_BUFFERS = 3
+# Weighted sums are computed and written in slices of this size, so the output buffers
+# stay small and hot in the cache (the writer copies them while they are) instead of being
+# fresh tensor-sized allocations.
+SLICE_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ def _mix_opened(opened: list, formula: Formula, out, options: MixOptions):
         return _mix_reference(opened, formula, Path(out), options)
     plans = plan_keys(opened, formula.coefficients_for, options)
     if out is None:
-        sink = MemorySink()
+        sink = MemorySink(plans)
         _stream(opened, plans, formula, options, sink)
         return sink.state_dict
     with _output(opened, Path(out), options) as staging:
@@ -94,6 +98,7 @@ def _mix_opened(opened: list, formula: Formula, out, options: MixOptions):
             plans,
             options.shard_bytes,
             _metadata(formula, opened, options, hasher.placeholder()),
+            direct=options.direct_io,
         )
         try:
             _stream(opened, plans, formula, options, sink)
@@ -158,7 +163,8 @@ def _stream(
         options.torch_device,
         workers=options.threads if chunked else 1,
     )
-    outputs = BufferRing(_OUTPUT_BUFFERS, max(plan.nbytes for plan in plans))
+    largest = max(plan.nbytes for plan in plans)
+    outputs = BufferRing(_OUTPUT_BUFFERS, min(largest, SLICE_BYTES) if chunked else largest)
     reader = ReadAhead(checkpoints, plans)
     writer = BackgroundSink(sink, depth=_OUTPUT_BUFFERS - 1)
     never = threading.Event()
@@ -171,21 +177,38 @@ def _stream(
         try:
             for plan, tensors, release_inputs in reader:
                 if plan.coefficients is None:
-                    result, release = tensors[0].to(plan.dtype), release_inputs
-                else:
+                    result = tensors[0].to(plan.dtype)
+                    if options.check_finite:
+                        _check_finite(checkpoints, plan, result)
+                    writer.add(plan.key, result, release_inputs)
+                    progress.update(plan.nbytes)
+                    continue
+                for offset, pieces in _slices(plan, tensors, outputs.nbytes):
                     buffer, release = outputs.acquire(never)
-                    result = buffer[: plan.nbytes].view(plan.dtype).reshape(plan.shape)
-                    _combine(tensors, plan, formula, combiner, result)
-                    release_inputs()
-                if options.check_finite:
-                    _check_finite(checkpoints, plan, result)
-                writer.add(plan.key, result, release)
-                progress.update(plan.nbytes)
+                    result = buffer[: pieces[0].numel() * plan.dtype.itemsize].view(plan.dtype)
+                    result = result.reshape(pieces[0].shape)
+                    _combine(pieces, plan, formula, combiner, result)
+                    if options.check_finite:
+                        _check_finite(checkpoints, plan, result)
+                    writer.add(plan.key, result, release, offset=offset)
+                    progress.update(result.numel() * plan.dtype.itemsize)
+                release_inputs()
         finally:
             torch.set_num_threads(threads_before)
             reader.close()
             writer.join()
             combiner.close()
+
+
+def _slices(plan: KeyPlan, tensors: Sequence[torch.Tensor], nbytes: int):
+    """``(byte offset, pieces)``: the whole tensors when they fit ``nbytes``, else flat slices."""
+    if plan.nbytes <= nbytes:
+        yield 0, list(tensors)
+        return
+    step = nbytes // plan.dtype.itemsize
+    flats = [tensor.reshape(-1) for tensor in tensors]
+    for start in range(0, flats[0].numel(), step):
+        yield start * plan.dtype.itemsize, [flat[start : start + step] for flat in flats]
 
 
 def _combine(

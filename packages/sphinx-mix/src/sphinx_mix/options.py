@@ -29,6 +29,8 @@ class MixOptions:
     every input file (``blake3``, or ``sha256`` to compare with ``sha256sum`` or a hub listing). ``threads``: threads for the arithmetic while
     the mix runs (default 1: on two cores the other one is busy writing and hashing). Sums
     split each tensor over that many Python threads; whole-tensor methods use torch's.
+    ``direct_io``: write safetensors outputs past the page cache (``O_DIRECT``) where the
+    file system allows; turn off on file systems where direct writes are slow.
     """
 
     compute_dtype: str = "float32"
@@ -42,6 +44,7 @@ class MixOptions:
     overwrite: bool = False
     progress: bool = True
     threads: int = 1
+    direct_io: bool = True
 
     def __post_init__(self) -> None:
         import torch

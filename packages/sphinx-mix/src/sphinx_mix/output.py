@@ -63,7 +63,14 @@ def output_folder(
 class ShardedSafetensorsSink:
     """Writes planned keys into ``model-XXXXX-of-YYYYY.safetensors`` files plus an index."""
 
-    def __init__(self, folder: Path, plans: Sequence[KeyPlan], shard_bytes: int, metadata: str):
+    def __init__(
+        self,
+        folder: Path,
+        plans: Sequence[KeyPlan],
+        shard_bytes: int,
+        metadata: str,
+        direct: bool = True,
+    ):
         shards = split_shards(plans, shard_bytes)
         names = (
             ["model.safetensors"]
@@ -80,13 +87,16 @@ class ShardedSafetensorsSink:
             for name, shard in zip(names, shards, strict=True)
         ]
         self._initial_metadata = _header_metadata(metadata)
+        self._direct = direct
         self._writers: list[SafetensorsWriter] = []
 
-    def add(self, key: str, tensor: torch.Tensor) -> None:
+    def add(self, key: str, tensor: torch.Tensor, offset: int = 0) -> None:
         if not self._writers or self._writers[-1].path.name != self.weight_map[key]:
             path, layout = self._pending.pop(0)
-            self._writers.append(SafetensorsWriter(path, layout, self._initial_metadata))
-        self._writers[-1].write(key, tensor)
+            self._writers.append(
+                SafetensorsWriter(path, layout, self._initial_metadata, self._direct)
+            )
+        self._writers[-1].write(key, tensor, offset)
 
     def finish(self, metadata: str) -> None:
         for writer in self._writers:
@@ -117,10 +127,11 @@ class ReferenceShardSink:
         self._offsets = dict(zip(placeholders, _record_offsets(path, plans), strict=True))
         self._handle = open(path, "r+b")  # noqa: SIM115 - closed by close()
 
-    def add(self, key: str, tensor: torch.Tensor) -> None:
+    def add(self, key: str, tensor: torch.Tensor, offset: int = 0) -> None:
         data, done = tensor_bytes(tensor), 0
+        start = self._offsets[key] + offset
         while done < len(data):
-            done += os.pwrite(self._handle.fileno(), data[done:], self._offsets[key] + done)
+            done += os.pwrite(self._handle.fileno(), data[done:], start + done)
 
     def finish(self, metadata: str) -> None:
         """The metadata goes to sphinx_mix.json beside the shards."""
@@ -152,11 +163,17 @@ def _record_offsets(path: Path, plans: Sequence[KeyPlan]) -> list[int]:
 class MemorySink:
     """Collects the output in a state dict (copies, so nothing points into mapped files)."""
 
-    def __init__(self) -> None:
+    def __init__(self, plans: Sequence[KeyPlan]) -> None:
+        self._plans = {plan.key: plan for plan in plans}
         self.state_dict: dict[str, torch.Tensor] = {}
 
-    def add(self, key: str, tensor: torch.Tensor) -> None:
-        self.state_dict[key] = tensor.clone()
+    def add(self, key: str, tensor: torch.Tensor, offset: int = 0) -> None:
+        if key not in self.state_dict:
+            plan = self._plans[key]
+            self.state_dict[key] = torch.empty(plan.shape, dtype=plan.dtype)
+        flat = self.state_dict[key].view(-1).view(torch.uint8)
+        piece = tensor.reshape(-1).view(torch.uint8)
+        flat[offset : offset + piece.numel()].copy_(piece)
 
     def finish(self, metadata: str) -> None:
         """Nothing to finalise in memory."""
@@ -177,19 +194,22 @@ class BackgroundSink:
 
     def _drain(self) -> None:
         while (item := self._queue.get()) is not None:
-            key, tensor, when_written = item
+            key, tensor, offset, when_written = item
             try:
                 if self._error is None:
-                    self._sink.add(key, tensor)
+                    self._sink.add(key, tensor, offset)
             except BaseException as error:  # re-raised in the caller's thread
                 self._error = error
             finally:
                 when_written()
 
-    def add(self, key: str, tensor: torch.Tensor, when_written: Callable[[], None]) -> None:
-        """Queue a write; ``when_written`` runs in the writer thread once it is done."""
+    def add(
+        self, key: str, tensor: torch.Tensor, when_written: Callable[[], None], offset: int = 0
+    ) -> None:
+        """Queue a write (of a whole tensor, or its bytes from ``offset`` on); ``when_written``
+        runs in the writer thread once it is done."""
         self._raise_pending()
-        self._queue.put((key, tensor, when_written))
+        self._queue.put((key, tensor, offset, when_written))
 
     def join(self) -> None:
         self._queue.put(None)

@@ -29,7 +29,7 @@ class BufferRing:
     """``depth`` uint8 buffers handed out in turn; each is reused only once released."""
 
     def __init__(self, depth: int, nbytes: int):
-        self._nbytes = nbytes
+        self.nbytes = nbytes
         self._buffers: list[torch.Tensor | None] = [None] * depth
         self._free = [threading.Semaphore(1) for _ in range(depth)]
         self._next = 0
@@ -42,7 +42,7 @@ class BufferRing:
             if stop.is_set():
                 return None
         if self._buffers[index] is None:
-            self._buffers[index] = torch.empty(self._nbytes, dtype=torch.uint8)
+            self._buffers[index] = torch.empty(self.nbytes, dtype=torch.uint8)
         return self._buffers[index], self._free[index].release
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .direct_file import SequentialFile
 from .errors import MixError
 
 _DTYPE_NAMES = {
@@ -252,12 +253,14 @@ class SafetensorsWriter:
         path: Path,
         plan: list[tuple[str, torch.dtype, tuple[int, ...]]],
         metadata: dict[str, str],
+        direct: bool = True,
     ):
         self.path = path
         self._plan = plan
         self._next = 0
+        self._written = 0  # bytes of the current key written so far
         self._header_len = len(self._encode_header(metadata))
-        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._file = SequentialFile(path, direct)
         self._file.write(struct.pack("<Q", self._header_len))
         self._file.write(self._encode_header(metadata))
 
@@ -278,19 +281,31 @@ class SafetensorsWriter:
             raise ValueError(f"new safetensors header of {self.path} outgrew the space reserved")
         return encoded + b" " * (target - len(encoded))
 
-    def write(self, key: str, tensor: torch.Tensor) -> None:
+    def write(self, key: str, tensor: torch.Tensor, offset: int = 0) -> None:
+        """Write ``tensor``, the planned key's bytes from ``offset`` on (a whole tensor or a part)."""
         expected_key, dtype, shape = self._plan[self._next]
-        if key != expected_key or tensor.dtype != dtype or tuple(tensor.shape) != shape:
-            raise ValueError(f"{self.path}: expected {expected_key} {dtype} {shape}, got {key}")
-        self._file.write(tensor_bytes(tensor))
-        self._next += 1
+        data = tensor_bytes(tensor)
+        nbytes = tensor_nbytes(dtype, shape)
+        if (
+            key != expected_key
+            or tensor.dtype != dtype
+            or offset != self._written
+            or offset + len(data) > nbytes
+        ):
+            raise ValueError(
+                f"{self.path}: expected {expected_key} {dtype} {shape} from byte "
+                f"{self._written}, got {key} {tensor.dtype} from byte {offset}"
+            )
+        self._file.write(data)
+        self._written += len(data)
+        if self._written == nbytes:
+            self._next, self._written = self._next + 1, 0
 
     def finish(self, metadata: dict[str, str]) -> None:
         """Check that every planned tensor was written and put the final metadata in place."""
         if self._next != len(self._plan):
             raise ValueError(f"{self.path}: {len(self._plan) - self._next} tensors never written")
-        self._file.seek(8)
-        self._file.write(self._encode_header(metadata, pad_to=self._header_len))
+        self._file.patch(8, self._encode_header(metadata, pad_to=self._header_len))
         self.close()
 
     def close(self) -> None:
