@@ -115,6 +115,18 @@ _IN_PROCESS = textwrap.dedent(
 )
 
 
+def warm_free_pages(nbytes: int) -> None:
+    """Touch and free as much memory as one output, just before a run.
+
+    On a virtual machine pages the hypervisor has reclaimed cost a host fault on first
+    touch (here up to ten times the copy itself). Freed a moment before, they come back
+    warm to whoever allocates next: the floor's ``cp`` at once, a Python contender only
+    after its imports, so this favours the floor if anyone.
+    """
+    block = torch.ones(nbytes, dtype=torch.uint8)
+    del block
+
+
 def measure(command: list[str]) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run(
@@ -257,6 +269,7 @@ def run_benchmark(args, work: Path) -> None:
     for run in range(args.runs):
         for name, command in contenders.items():
             os.sync()  # so no contender pays for writing back an earlier one's output
+            warm_free_pages(size)
             results[name].append(measure(command))
             if name == "sphinx-mix in-process":
                 results[name][-1]["inner"] = float((work / "inner_seconds").read_text())
@@ -306,7 +319,9 @@ def render(results, size, max_abs, max_ulps, keys, args, mergekit_version: str, 
         f"hidden {args.hidden}, MLP {args.intermediate}, vocab {args.vocab}; {keys} tensors, sharded "
         f"at {args.input_shard_bytes / 1e6:.0f} MB), weights 0.7 / 0.3, output bf16, each tool run "
         f"as a child process (mergekit {mergekit_version}, `mergekit-yaml`, linear, dtype bfloat16). Medians of {args.runs} interleaved runs; ratios are medians of the "
-        "per-run ratios. Inputs in the page cache, dirty pages flushed before each run. Throughput counts both inputs read plus one "
+        "per-run ratios. Inputs in the page cache; before each run dirty pages are flushed and "
+        "one output's worth of memory is touched and freed (warm pages for the next "
+        "allocation, see `warm_free_pages`). Throughput counts both inputs read plus one "
         f"output written. Load average (1 min) {load[0]:.1f} before the runs, {load[1]:.1f} "
         "after (2 cores).",
         "",
@@ -344,8 +359,7 @@ def render(results, size, max_abs, max_ulps, keys, args, mergekit_version: str, 
         "ratios; runs "
         + ", ".join(f"{seconds:.2f}" for seconds in inner)
         + " s). sphinx-mix writes its output with O_DIRECT (straight to disk, like the direct "
-        "floor); `cp` writes into fresh page-cache pages, which on a virtual machine can cost "
-        "host page faults, so the cp floor swings with the host's memory state. Start-up alone (python + `import torch`, a child process doing nothing else): "
+        "floor); `cp` writes into the page cache. Start-up alone (python + `import torch`, a child process doing nothing else): "
         f"{startup:.2f} s and {rss['python + torch start-up'] / 1e6:.0f} MB RSS.",
         "",
         f"Largest absolute difference between the sphinx-mix and mergekit outputs: {max_abs:.3g} "
