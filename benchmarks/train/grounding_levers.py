@@ -36,6 +36,12 @@ def build(args):
     LLM_SHAPES["levers"] = LlamaShape(width, hidden, layers, heads)
     encoder = dataclasses.replace(get_encoder_config("sphinx-demo"), name="levers",
                                   patch_positions=args.positions)
+    if args.grid != 7:  # the ViT's patch and the ConvNeXt's output grid follow the grid
+        vit, convnext = encoder.patch_encoders
+        encoder = dataclasses.replace(encoder, patch_encoders=[
+            dataclasses.replace(vit, patch_size=224 // args.grid),
+            dataclasses.replace(convnext, output_grid=args.grid),
+        ])
     register_encoder("levers", encoder, overwrite=True)
     preset = dataclasses.replace(
         get_model_preset("sphinx-demo"), llm_shape="levers", encoder="levers",
@@ -92,6 +98,8 @@ def main() -> None:
     parser.add_argument("--coordinate-init", choices=("random", "sincos"), default="random",
                         help="coordinate tokens' input and output embeddings: random, or the "
                         "2-D sin-cos features of their value (what the patch positions use)")
+    parser.add_argument("--grid", type=int, choices=(7, 14), default=7,
+                        help="patch grid per 224 view (14: ViT patch 16, ConvNeXt upsampled)")
     parser.add_argument("--train-encoder", action="store_true",
                         help="train the (random) patch backbones too: a trainable stem")
     args = parser.parse_args()
@@ -112,7 +120,7 @@ def main() -> None:
     lines = [
         f"## {args.label or 'variant'}: vocabulary {args.vocabulary}, positions {args.positions}, "
         f"scale {args.scale:g}, LLM {args.shape}, tasks {args.tasks}, batch {args.batch}, "
-        f"lr {args.lr:g}",
+        f"lr {args.lr:g}, grid {args.grid}x{args.grid}",
         f"load average at start: {os.getloadavg()[0]:.1f} (2 cores); torch threads {args.threads}",
         f"baselines on {len(rows)} held-out 2-4 object scenes: "
         + ", ".join(f"{k} {v:.3f}" for k, v in base.items()),
