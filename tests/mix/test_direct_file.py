@@ -119,3 +119,33 @@ def test_direct_and_buffered_outputs_are_byte_identical(tmp_path, kit):
     assert files[0] == files[1]
     for name in files[0]:
         assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name
+
+
+def test_a_sharded_output_keeps_one_file_open_at_a_time(tmp_path, kit, monkeypatch):
+    """Many small shards must not hold a block and two descriptors each until the end."""
+    from sphinx_mix import safetensors_io
+
+    open_now, most = set(), [0]
+
+    class Tracked(SequentialFile):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            open_now.add(id(self))
+            most[0] = max(most[0], len(open_now))
+
+        def close(self):
+            super().close()
+            open_now.discard(id(self))
+
+    monkeypatch.setattr(safetensors_io, "SequentialFile", Tracked)
+    sources = [kit.save_single(tmp_path / f"{i}.safetensors", kit.tiny_state_dict(i)) for i in (0, 1)]
+    out = linear(sources, out=tmp_path / "out", shard_size=1, progress=False)
+    shards = sorted(out.glob("model-*.safetensors"))
+    assert len(shards) == len(kit.tiny_state_dict(0)) > 3
+    assert most[0] == 1
+    mixed = {}
+    for shard in shards:
+        mixed.update(load_file(shard))  # headers patched after their files were closed
+    states = [kit.tiny_state_dict(i) for i in (0, 1)]
+    key = "model.norm.weight"
+    torch.testing.assert_close(mixed[key], (states[0][key] + states[1][key]) / 2)

@@ -49,7 +49,15 @@ class SequentialFile:
                 self._write_block()
 
     def patch(self, offset: int, data: bytes) -> None:
-        """Overwrite bytes at ``offset`` (already written, or still in the block)."""
+        """Overwrite bytes at ``offset`` (already written, or still in the block); a
+        closed file is opened again for it."""
+        if self._fd < 0:
+            fd = os.open(self.path, os.O_WRONLY)
+            try:
+                _pwrite_all(fd, memoryview(data), offset)
+            finally:
+                os.close(fd)
+            return
         pending = offset - self._flushed
         if self._block is not None and pending >= 0 and pending + len(data) <= self._filled:
             self._block[pending : pending + len(data)] = data

@@ -92,6 +92,8 @@ class ShardedSafetensorsSink:
 
     def add(self, key: str, tensor: torch.Tensor, offset: int = 0) -> None:
         if not self._writers or self._writers[-1].path.name != self.weight_map[key]:
+            if self._writers:  # a finished shard keeps no buffer or descriptor open
+                self._writers[-1].close()
             path, layout = self._pending.pop(0)
             self._writers.append(
                 SafetensorsWriter(path, layout, self._initial_metadata, self._direct)

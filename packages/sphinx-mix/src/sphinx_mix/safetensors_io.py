@@ -309,4 +309,5 @@ class SafetensorsWriter:
         self.close()
 
     def close(self) -> None:
+        """Write out and release the file; ``finish`` still works afterwards."""
         self._file.close()
