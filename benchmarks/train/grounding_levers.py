@@ -4,7 +4,8 @@ A plain AdamW loop over ``SphinxModel.loss`` (no trainer, so a variant costs onl
 on fresh synthetic scenes, with held-out REC Acc@0.5 on 2-4 object scenes (the questions and
 baselines of grounding_probe.py) every ``--eval-every`` steps. Each flag is one lever of the
 ``sphinx-demo`` preset: the tokenizer's grounding vocabulary, fixed 2-D positions on the patch
-tokens, the image-token scale, the LLM's shape, the batch size, the task mix. Appends a table
+tokens, the image-token scale, the LLM's shape, the batch size, the task mix, the patch grid,
+the image's place in the sequence. Appends a table
 to benchmarks/results/grounding_levers.md.
 
     uv run python benchmarks/train/grounding_levers.py --label demo --steps 1200 --batch 16
@@ -49,6 +50,42 @@ def build(args):
     )
     register_model_preset("levers", preset, overwrite=True)
     return create_model("levers")
+
+
+def place_image_after_prompt(model) -> None:
+    """[BOS | prompt | image | answer] instead of [BOS | image | prompt | answer].
+
+    With the image after the question, causal attention lets every image token see the
+    phrase, so the patch tokens can mark the named object before the answer reads them
+    (the issue's minimal reader: attention queried by the name). Done by rotating each
+    row of the standard assembly; the prompt ends at the first supervised text token
+    (the first answer: later turns of a conversation come after the image), or at the end
+    of the text when generating.
+    """
+    from sphinx_train.model import IGNORE_INDEX
+
+    assemble = model.assemble_inputs
+
+    def rotated(batch, padding_side="right", features=None):
+        inputs = assemble(batch, padding_side, features)
+        for row in range(inputs.inputs_embeds.shape[0]):
+            count = int(inputs.image_tokens[row])
+            valid = inputs.attention_mask[row].nonzero().flatten()
+            start, end = int(valid[0]), int(valid[-1]) + 1
+            text = end - start - 1 - count
+            prompt = text
+            if inputs.labels is not None:
+                supervised = (inputs.labels[row, start + 1 + count : end] != IGNORE_INDEX)
+                if supervised.any():
+                    prompt = int(supervised.nonzero()[0])
+            body = torch.arange(start + 1, end)
+            order = torch.cat([body[count : count + prompt], body[:count], body[count + prompt :]])
+            for tensor in (inputs.inputs_embeds, inputs.labels):
+                if tensor is not None:
+                    tensor[row, start + 1 : end] = tensor[row, order].clone()
+        return inputs
+
+    model.assemble_inputs = rotated
 
 
 def init_coordinate_embeddings(model) -> None:
@@ -100,6 +137,8 @@ def main() -> None:
                         "2-D sin-cos features of their value (what the patch positions use)")
     parser.add_argument("--grid", type=int, choices=(7, 14), default=7,
                         help="patch grid per 224 view (14: ViT patch 16, ConvNeXt upsampled)")
+    parser.add_argument("--layout", choices=("image-first", "image-after-prompt"),
+                        default="image-first", help="where the image tokens go in the sequence")
     parser.add_argument("--train-encoder", action="store_true",
                         help="train the (random) patch backbones too: a trainable stem")
     args = parser.parse_args()
@@ -108,6 +147,8 @@ def main() -> None:
     from sphinx_train.training.synthetic import make_scene, task_conversation
 
     model = build(args)
+    if args.layout == "image-after-prompt":
+        place_image_after_prompt(model)
     if args.coordinate_init == "sincos":
         init_coordinate_embeddings(model)
     for name, param in model.named_parameters():  # the demo's split: backbones frozen
@@ -120,7 +161,7 @@ def main() -> None:
     lines = [
         f"## {args.label or 'variant'}: vocabulary {args.vocabulary}, positions {args.positions}, "
         f"scale {args.scale:g}, LLM {args.shape}, tasks {args.tasks}, batch {args.batch}, "
-        f"lr {args.lr:g}, grid {args.grid}x{args.grid}",
+        f"lr {args.lr:g}, grid {args.grid}x{args.grid}, layout {args.layout}",
         f"load average at start: {os.getloadavg()[0]:.1f} (2 cores); torch threads {args.threads}",
         f"baselines on {len(rows)} held-out 2-4 object scenes: "
         + ", ".join(f"{k} {v:.3f}" for k, v in base.items()),
