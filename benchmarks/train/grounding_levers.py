@@ -139,6 +139,8 @@ def main() -> None:
                         help="patch grid per 224 view (14: ViT patch 16, ConvNeXt upsampled)")
     parser.add_argument("--layout", choices=("image-first", "image-after-prompt"),
                         default="image-first", help="where the image tokens go in the sequence")
+    parser.add_argument("--split-turns", action="store_true",
+                        help="every turn of a conversation as its own sample (same image)")
     parser.add_argument("--train-encoder", action="store_true",
                         help="train the (random) patch backbones too: a trainable stem")
     args = parser.parse_args()
@@ -161,7 +163,8 @@ def main() -> None:
     lines = [
         f"## {args.label or 'variant'}: vocabulary {args.vocabulary}, positions {args.positions}, "
         f"scale {args.scale:g}, LLM {args.shape}, tasks {args.tasks}, batch {args.batch}, "
-        f"lr {args.lr:g}, grid {args.grid}x{args.grid}, layout {args.layout}",
+        f"lr {args.lr:g}, grid {args.grid}x{args.grid}, layout {args.layout}"
+        + (", turns split" if args.split_turns else ""),
         f"load average at start: {os.getloadavg()[0]:.1f} (2 cores); torch threads {args.threads}",
         f"baselines on {len(rows)} held-out 2-4 object scenes: "
         + ", ".join(f"{k} {v:.3f}" for k, v in base.items()),
@@ -179,8 +182,10 @@ def main() -> None:
         samples = []
         for index in range(seed, seed + args.batch):
             scene = make_scene(index, min_objects=2, max_objects=4, unique_phrases=True)
-            samples.append(model.prepare_sample(
-                task_conversation(scene, tasks[index % len(tasks)], index), scene.image))
+            turns = task_conversation(scene, tasks[index % len(tasks)], index)
+            pieces = [turns[i : i + 2] for i in range(0, len(turns), 2)] if args.split_turns \
+                else [turns]
+            samples += [model.prepare_sample(piece, scene.image) for piece in pieces]
         seed += args.batch
         loss = model.loss(samples).loss
         optimizer.zero_grad()
