@@ -3,8 +3,9 @@
 Both tools run as child processes (wall time and peak RSS of the child, measured by a
 fresh wrapper process around each run), interleaved with a plain-copy I/O floor: read
 both inputs (``cat``) and write one output of the same size (``cp``). The inputs sit in
-the page cache after the first pass for every contender alike, and dirty pages are
-flushed (untimed) before every run. Data lives under /tmp and is deleted at the end.
+the page cache after the first pass for every contender alike; before every run (untimed)
+dirty pages are flushed and one output's worth of memory is touched and freed
+(``warm_free_pages``). Data lives under /tmp and is deleted at the end.
 
     uv run python benchmarks/mix/bench_mix.py --mergekit /tmp/mkenv/bin/mergekit-yaml
 """

@@ -37,7 +37,7 @@ class SequentialFile:
     def write(self, data: bytes | memoryview) -> None:
         data = memoryview(data).cast("B")
         if self._block is None:
-            _pwrite_all(self._fd, data, self._flushed)
+            pwrite_all(self._fd, data, self._flushed)
             self._flushed += len(data)
             return
         while len(data):
@@ -54,7 +54,7 @@ class SequentialFile:
         if self._fd < 0:
             fd = os.open(self.path, os.O_WRONLY)
             try:
-                _pwrite_all(fd, memoryview(data), offset)
+                pwrite_all(fd, memoryview(data), offset)
             finally:
                 os.close(fd)
             return
@@ -63,7 +63,7 @@ class SequentialFile:
             self._block[pending : pending + len(data)] = data
             return
         self._sync_tail()
-        _pwrite_all(self._fd, memoryview(data), offset)
+        pwrite_all(self._fd, memoryview(data), offset)
 
     def close(self) -> None:
         """Write what is left in the block and close (also after an error)."""
@@ -86,7 +86,7 @@ class SequentialFile:
         assert self._block is not None
         if self._direct_fd is not None:
             try:
-                _pwrite_all(self._direct_fd, memoryview(self._block), self._flushed)
+                pwrite_all(self._direct_fd, memoryview(self._block), self._flushed)
             except OSError as error:
                 if error.errno != errno.EINVAL:
                     raise
@@ -94,14 +94,14 @@ class SequentialFile:
                 os.close(self._direct_fd)
                 self._direct_fd = None
         if self._direct_fd is None:
-            _pwrite_all(self._fd, memoryview(self._block), self._flushed)
+            pwrite_all(self._fd, memoryview(self._block), self._flushed)
         self._flushed += self._filled
         self._filled = 0
 
     def _sync_tail(self) -> None:
         """The partial block goes out through the buffered descriptor (any length works)."""
         if self._block is not None and self._filled:
-            _pwrite_all(self._fd, memoryview(self._block)[: self._filled], self._flushed)
+            pwrite_all(self._fd, memoryview(self._block)[: self._filled], self._flushed)
             self._flushed += self._filled
             self._filled = 0
 
@@ -118,7 +118,8 @@ def _open_direct(path: Path) -> int | None:
         raise
 
 
-def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+def pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    """All of ``data`` at ``offset`` (``os.pwrite`` may write less than asked)."""
     done = 0
     while done < len(data):
         done += os.pwrite(fd, data[done:], offset + done)

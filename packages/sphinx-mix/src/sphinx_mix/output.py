@@ -8,7 +8,6 @@ interrupted run never leaves something that looks like a finished checkpoint.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import shutil
 import struct
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ._house import OutputError, staged_dir
+from .direct_file import pwrite_all
 from .errors import MixError
 from .plan import KeyPlan, split_shards
 from .safetensors_io import SafetensorsWriter, tensor_bytes
@@ -130,10 +130,7 @@ class ReferenceShardSink:
         self._handle = open(path, "r+b")  # noqa: SIM115 - closed by close()
 
     def add(self, key: str, tensor: torch.Tensor, offset: int = 0) -> None:
-        data, done = tensor_bytes(tensor), 0
-        start = self._offsets[key] + offset
-        while done < len(data):
-            done += os.pwrite(self._handle.fileno(), data[done:], start + done)
+        pwrite_all(self._handle.fileno(), tensor_bytes(tensor), self._offsets[key] + offset)
 
     def finish(self, metadata: str) -> None:
         """The metadata goes to sphinx_mix.json beside the shards."""
